@@ -1,0 +1,3 @@
+from gosight.cli import main
+
+raise SystemExit(main())

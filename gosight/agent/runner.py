@@ -1,0 +1,180 @@
+"""The agent's main loop: collect on a fixed schedule, spool, export, stay connected."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from gosight import __version__
+from gosight.agent.catalog import CATALOG
+from gosight.agent.collectors import build_collectors
+from gosight.agent.collectors.base import Collector
+from gosight.agent.control import ControlClient
+from gosight.agent.exporter import Backoff, Exporter
+from gosight.agent.identity import Identity, load_identity
+from gosight.agent.spool import Spool
+from gosight.config import Config
+from gosight.logconfig import Throttle
+from gosight.wire import agent_pb2
+from gosight.wire.otlp import Point, encode_request, resource_attributes
+
+log = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT_S = 5.0
+
+
+class AgentStartupError(Exception):
+    """The agent cannot start; the message says what to change."""
+
+
+class Collection:
+    """Runs the collectors once per interval and turns their samples into points.
+
+    A collector that raises is reported with gosight_collector_up 0 and a throttled
+    log line; the others go on. Series that vanished since the previous run are
+    returned as stale, so the server marks them ended.
+    """
+
+    def __init__(self, collectors: list[Collector]):
+        self.collectors = collectors
+        self._previous: dict[tuple[str, tuple], Point] = {}
+        self._throttle = Throttle(300.0)
+        self._failing: set[str] = set()
+
+    def run(self) -> tuple[list[Point], list[Point]]:
+        points: list[Point] = []
+        for collector in self.collectors:
+            started = time.perf_counter()
+            try:
+                collected = [(sample.name, tuple(sorted(sample.labels.items())), float(sample.value))
+                             for sample in collector.collect()]
+            except Exception as error:  # noqa: BLE001 - one broken collector must not stop the others
+                self._report_failure(collector.name, error)
+                up = 0.0
+            else:
+                points.extend(collected)
+                if collector.name in self._failing:
+                    self._failing.discard(collector.name)
+                    self._throttle.reset(collector.name)
+                    log.info("collector recovered", extra={"fields": {"collector": collector.name}})
+                up = 1.0
+            labels = (("collector", collector.name),)
+            points.append(("gosight_collector_up", labels, up))
+            points.append(("gosight_collector_duration_seconds", labels, time.perf_counter() - started))
+
+        current = {(name, labels): (name, labels, value) for name, labels, value in points}
+        stale = [point for key, point in self._previous.items() if key not in current]
+        self._previous = current
+        return points, stale
+
+    def _report_failure(self, name: str, error: Exception) -> None:
+        self._failing.add(name)
+        suppressed = self._throttle.allow(name)
+        if suppressed is not None:
+            log.error("collector failed", extra={"fields": {
+                "collector": name, "error": f"{type(error).__name__}: {error}", "suppressed": suppressed}})
+
+
+class Agent:
+    def __init__(self, config: Config, identity: Identity, spool: Spool, channel: grpc.Channel):
+        self.config = config
+        self.identity = identity
+        self.spool = spool
+        self.channel = channel
+        self.interval_s = config["agent.interval_s"]
+        self.max_samples = config["agent.batch.max_samples"]
+        self.collection = Collection(build_collectors(config))
+        self.resource = resource_attributes(identity.resource())
+        self.start_time_ms = int(time.time() * 1000)
+        self.exporter = Exporter(channel, spool, timeout_s=config["agent.send_timeout_s"],
+                                 backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]))
+        self.control = ControlClient(
+            channel, identity, interval_s=self.interval_s, heartbeat_s=config["agent.heartbeat_s"],
+            collectors=[collector.name for collector in self.collection.collectors],
+            backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]),
+            stats=self.heartbeat)
+        self.stop_event = threading.Event()
+
+    def heartbeat(self) -> agent_pb2.Heartbeat:
+        return agent_pb2.Heartbeat(
+            time_unix_ms=int(time.time() * 1000), spool_batches=self.spool.batches, spool_bytes=self.spool.bytes,
+            dropped_batches=self.spool.dropped_batches, sent_batches=self.exporter.sent_batches)
+
+    def collect_once(self) -> int:
+        """Collect, encode and spool one round; return the number of points spooled."""
+        time_ms = int(time.time() * 1000)
+        points, stale = self.collection.run()
+        for start in range(0, max(len(points), 1), self.max_samples):
+            part = points[start:start + self.max_samples]
+            part_stale = stale if start == 0 else []
+            request = encode_request(part, part_stale, time_ms, self.identity.boot_time_ms, self.resource,
+                                     __version__, CATALOG)
+            self.spool.append(request.SerializeToString())
+        return len(points) + len(stale)
+
+    def run(self) -> None:
+        self.exporter.start()
+        self.control.start()
+        log.info("agent started", extra={"fields": {
+            "agent_id": self.identity.agent_id, "endpoint_id": self.identity.endpoint_id,
+            "server": self.config["agent.server"], "interval_s": self.interval_s,
+            "collectors": ",".join(collector.name for collector in self.collection.collectors)}})
+        next_run = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                self.collect_once()
+            except OSError as error:
+                log.error("spooling a collection failed", extra={"fields": {"error": str(error)}})
+            next_run += self.interval_s
+            now = time.monotonic()
+            if next_run < now:
+                # A collection overran the interval: skip the missed runs instead of bunching them.
+                next_run = now + self.interval_s - ((now - next_run) % self.interval_s)
+            self.stop_event.wait(next_run - now)
+
+        log.info("agent stopping", extra={"fields": {"spooled": self.spool.batches}})
+        self.exporter.stop(FLUSH_TIMEOUT_S)
+        self.control.stop()
+        self.channel.close()
+        log.info("agent stopped", extra={"fields": {"unsent_batches": self.spool.batches}})
+
+
+def open_channel(config: Config) -> grpc.Channel:
+    backoff_max_ms = int(config["agent.backoff.max_s"] * 1000)
+    return grpc.insecure_channel(config["agent.server"], options=[
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.initial_reconnect_backoff_ms", min(1000, backoff_max_ms)),
+        ("grpc.max_reconnect_backoff_ms", backoff_max_ms),
+        ("grpc.enable_retries", 0),
+    ])
+
+
+def run_agent(config: Config) -> int:
+    data_dir = _ensure_dir(config.data_dir)
+    identity = load_identity(data_dir, config["agent.hostname"], config["agent.labels"])
+    spool = Spool(data_dir / "spool", config["agent.spool.max_bytes"], identity.agent_id)
+    log.info("agent data directory", extra={"fields": {"data_dir": str(data_dir)}})
+    agent = Agent(config, identity, spool, open_channel(config))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: agent.stop_event.set())
+    agent.run()
+    return 0
+
+
+def _ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise AgentStartupError(f"cannot create the data directory {path}: {error.strerror}; "
+                                "set data_dir (--data-dir) to a writable directory") from None
+    if not os.access(path, os.W_OK):
+        raise AgentStartupError(f"the data directory {path} is not writable; set data_dir (--data-dir)")
+    return path

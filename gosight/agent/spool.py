@@ -1,0 +1,175 @@
+"""The agent's disk spool: a bounded first-in first-out queue of export batches.
+
+Every batch is written here before it is sent and removed only after the server
+acknowledged it, so batches survive both server outages and agent restarts. Files
+are named by sequence number and replayed in that order. When a new batch would
+exceed `max_bytes`, the oldest batches are dropped and counted.
+
+Each batch has the id `<agent id>.<epoch>:<sequence>`. The epoch is created with
+the spool directory and the next sequence number is saved with every append, so
+ids never repeat and the server can recognise a retried batch.
+
+Thread-safe: the collection loop appends while the exporter thread reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gosight.logconfig import Throttle
+
+log = logging.getLogger(__name__)
+
+_FILE_RE = re.compile(r"^(\d{16})\.batch$")
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    sequence: int
+    path: Path
+    size: int
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int, stream_prefix: str):
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.stream = f"{stream_prefix}.{self._ensure_epoch()}"
+        self._lock = threading.Condition()
+        self._entries: list[SpoolEntry] = self._scan()
+        self._bytes = sum(entry.size for entry in self._entries)
+        self._next_sequence = max(self._read_next_sequence(),
+                                  self._entries[-1].sequence + 1 if self._entries else 0)
+        self.dropped_batches = 0
+        self._throttle = Throttle(60.0)
+        if self._entries:
+            log.info("spool holds unsent batches from an earlier run", extra={"fields": {
+                "batches": len(self._entries), "bytes": self._bytes}})
+
+    def batch_id(self, entry: SpoolEntry) -> str:
+        return f"{self.stream}:{entry.sequence}"
+
+    def append(self, payload: bytes) -> SpoolEntry:
+        """Write one batch durably; drop the oldest batches if the spool would overflow."""
+        data = zlib.compress(payload, 1)
+        with self._lock:
+            sequence = self._next_sequence
+            self._next_sequence += 1
+            path = self.directory / f"{sequence:016d}.batch"
+            _write_durably(path, data)
+            _write_durably(self.directory / "next_sequence", str(self._next_sequence).encode())
+            entry = SpoolEntry(sequence, path, len(data))
+            self._entries.append(entry)
+            self._bytes += entry.size
+            self._drop_overflow()
+            self._lock.notify_all()
+            return entry
+
+    def oldest(self, timeout_s: float | None = None) -> SpoolEntry | None:
+        """Return the oldest batch, waiting up to `timeout_s` for one to arrive."""
+        with self._lock:
+            if not self._entries and timeout_s:
+                self._lock.wait(timeout_s)
+            return self._entries[0] if self._entries else None
+
+    def read(self, entry: SpoolEntry) -> bytes | None:
+        """Return the batch's payload, or None if it was dropped or its file is damaged."""
+        try:
+            return zlib.decompress(entry.path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, zlib.error) as error:
+            log.error("spooled batch unreadable; dropping it", extra={"fields": {
+                "path": str(entry.path), "error": str(error)}})
+            self.remove(entry)
+            with self._lock:
+                self.dropped_batches += 1
+            return None
+
+    def remove(self, entry: SpoolEntry) -> None:
+        with self._lock:
+            if entry in self._entries:
+                self._entries.remove(entry)
+                self._bytes -= entry.size
+        try:
+            entry.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def wake(self) -> None:
+        """Release a thread waiting in `oldest`, for shutdown."""
+        with self._lock:
+            self._lock.notify_all()
+
+    @property
+    def batches(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def _drop_overflow(self) -> None:
+        dropped = 0
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            oldest = self._entries.pop(0)
+            self._bytes -= oldest.size
+            try:
+                oldest.path.unlink()
+            except FileNotFoundError:
+                pass
+            dropped += 1
+        if dropped:
+            self.dropped_batches += dropped
+            suppressed = self._throttle.allow("overflow")
+            if suppressed is not None:
+                log.warning("spool full; oldest batches dropped", extra={"fields": {
+                    "dropped": dropped, "dropped_total": self.dropped_batches, "max_bytes": self.max_bytes}})
+
+    def _scan(self) -> list[SpoolEntry]:
+        entries = []
+        for path in self.directory.iterdir():
+            found = _FILE_RE.match(path.name)
+            if found:
+                entries.append(SpoolEntry(int(found.group(1)), path, path.stat().st_size))
+            elif path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+        entries.sort(key=lambda entry: entry.sequence)
+        return entries
+
+    def _ensure_epoch(self) -> str:
+        path = self.directory / "epoch"
+        try:
+            epoch = path.read_text(encoding="ascii").strip()
+            if re.fullmatch(r"[0-9a-f]{8}", epoch):
+                return epoch
+        except FileNotFoundError:
+            pass
+        epoch = secrets.token_hex(4)
+        _write_durably(path, epoch.encode())
+        return epoch
+
+    def _read_next_sequence(self) -> int:
+        try:
+            return int((self.directory / "next_sequence").read_text(encoding="ascii").strip())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, path)

@@ -1,0 +1,503 @@
+"""Every GoSight setting, declared once, and the loader that reads them.
+
+A setting has one dotted name (`agent.interval_s`) that is used everywhere: as a
+nested key in the YAML file, as the environment variable `GOSIGHT_AGENT_INTERVAL_S`
+and as the flag `--agent.interval_s`. Later sources win: defaults, then the file,
+then the environment, then flags. Loading validates every value and reports all
+problems at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "GOSIGHT_"
+CONFIG_ENV = "GOSIGHT_CONFIG"
+
+SERVER = "server"
+AGENT = "agent"
+BOTH = frozenset({SERVER, AGENT})
+
+
+class ConfigError(Exception):
+    """Raised with every invalid setting found, one message line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# Parsers turn a raw value (a YAML scalar, or a string from the environment or a
+# flag) into the setting's type, or raise ValueError naming what is allowed.
+
+Parser = Callable[[Any], Any]
+
+
+def parse_str(raw: Any) -> str:
+    if isinstance(raw, (dict, list)):
+        raise ValueError("expected a string")
+    return "" if raw is None else str(raw)
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(_expected("an integer", minimum, maximum))
+        try:
+            value = int(str(raw).replace("_", ""))
+        except ValueError:
+            raise ValueError(_expected("an integer", minimum, maximum)) from None
+        _check_range(value, "an integer", minimum, maximum)
+        return value
+
+    return parse
+
+
+def number(minimum: float | None = None, maximum: float | None = None) -> Parser:
+    def parse(raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise ValueError(_expected("a number", minimum, maximum))
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(_expected("a number", minimum, maximum)) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(_expected("a finite number", minimum, maximum))
+        _check_range(value, "a number", minimum, maximum)
+        return value
+
+    return parse
+
+
+def parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def choice(*allowed: str) -> Parser:
+    def parse(raw: Any) -> str:
+        text = parse_str(raw).strip().lower()
+        if text not in allowed:
+            raise ValueError("expected one of " + ", ".join(allowed))
+        return text
+
+    return parse
+
+
+def string_list(allowed: Iterable[str] | None = None) -> Parser:
+    """Parse a YAML list or a comma-separated string, checking names against `allowed`."""
+    allowed_set = tuple(allowed) if allowed is not None else None
+
+    def parse(raw: Any) -> list[str]:
+        if raw is None:
+            return []
+        items = raw if isinstance(raw, list) else str(raw).split(",")
+        values = [str(item).strip() for item in items if str(item).strip()]
+        if allowed_set is not None:
+            unknown = [value for value in values if value not in allowed_set]
+            if unknown:
+                raise ValueError(
+                    "unknown name " + ", ".join(unknown) + "; expected names from " + ", ".join(allowed_set)
+                )
+        return values
+
+    return parse
+
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def label_map(raw: Any) -> dict[str, str]:
+    """Parse a YAML mapping or `name=value,name2=value2` into Prometheus labels."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        pairs = [(str(key), "" if value is None else str(value)) for key, value in raw.items()]
+    else:
+        pairs = []
+        for item in str(raw).split(","):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError("expected name=value pairs separated by commas, got " + repr(item))
+            pairs.append((name.strip(), value.strip()))
+    for name, _ in pairs:
+        if not LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(
+                f"label name {name!r} is invalid; use letters, digits and underscores, not starting with a digit or '__'"
+            )
+    return dict(pairs)
+
+
+def address(default_port: int | None = None) -> Parser:
+    """Parse `host:port`; `default_port` fills a missing port when given."""
+
+    def parse(raw: Any) -> str:
+        text = parse_str(raw).strip()
+        host, port = split_host_port(text, default_port)
+        if not host:
+            raise ValueError("expected host:port, for example 127.0.0.1:4317")
+        if not 0 <= port <= 65535:
+            raise ValueError("the port must be between 0 and 65535")
+        return join_host_port(host, port)
+
+    return parse
+
+
+def regex(raw: Any) -> str:
+    text = parse_str(raw)
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise ValueError(f"expected a regular expression: {error}") from None
+    return text
+
+
+def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """Split `host:port`, `[v6]:port` or a bare host; raise ValueError when the port is missing or invalid."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        if default_port is None:
+            raise ValueError("expected host:port, for example 127.0.0.1:4317")
+        return host, default_port
+    if not port_text.isdigit():
+        raise ValueError(f"the port {port_text!r} is not a number")
+    return host, int(port_text)
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _expected(kind: str, minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"expected {kind} between {minimum:g} and {maximum:g}"
+    if minimum is not None:
+        return f"expected {kind} of at least {minimum:g}"
+    if maximum is not None:
+        return f"expected {kind} of at most {maximum:g}"
+    return f"expected {kind}"
+
+
+def _check_range(value: float, kind: str, minimum: float | None, maximum: float | None) -> None:
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(_expected(kind, minimum, maximum))
+
+
+def default_data_dir() -> str:
+    """Return /var/lib/gosight for root, else the XDG data directory of the user."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/var/lib/gosight"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "gosight")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Parser
+    default: Any
+    help: str
+    roles: frozenset[str] = BOTH
+    unit: str = ""
+    alias: str | None = None
+    type_name: str = "string"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace(".", "_")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name
+
+
+HOST_COLLECTORS = ("cpu", "load", "memory", "filesystem", "disk", "network", "host", "processes")
+
+# node_exporter's default exclusions (version 1.x), so both tools report the same set.
+DEFAULT_FS_EXCLUDE_MOUNTPOINTS = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+DEFAULT_FS_EXCLUDE_FSTYPES = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"
+    r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$"
+)
+DEFAULT_DISK_EXCLUDE_DEVICES = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
+
+_SERVER = frozenset({SERVER})
+_AGENT = frozenset({AGENT})
+
+SETTINGS: tuple[Setting, ...] = (
+    # Shared by both roles.
+    Setting("data_dir", parse_str, None, "Directory for all state: the metric store, the agent spool and identity. "
+            "Defaults to /var/lib/gosight for root and the XDG data directory (~/.local/share/gosight) otherwise.",
+            alias="--data-dir", type_name="path"),
+    Setting("log.level", choice("debug", "info", "warning", "error"), "info", "Minimum level of log messages.",
+            alias="--log-level", type_name="choice"),
+    Setting("log.format", choice("text", "json"), "text", "Log line format: text for people, json for log shippers.",
+            alias="--log-format", type_name="choice"),
+
+    # Server.
+    Setting("server.http.listen", address(), "127.0.0.1:8080",
+            "Address of the web port: dashboard, REST API, Prometheus API and OTLP/HTTP. Port 0 picks a free port.",
+            _SERVER, alias="--http-listen", type_name="host:port"),
+    Setting("server.grpc.listen", address(), "127.0.0.1:4317",
+            "Address of the gRPC port: OTLP metrics and the agent control stream. Port 0 picks a free port.",
+            _SERVER, alias="--grpc-listen", type_name="host:port"),
+    Setting("server.ingest.max_message_bytes", integer(1024, 1 << 30), 16 << 20,
+            "Largest accepted OTLP message, over gRPC (after decompression) and HTTP.", _SERVER, unit="bytes",
+            type_name="integer"),
+    Setting("server.ingest.queue_samples", integer(1000), 2_000_000,
+            "Samples the ingest queue holds before senders are told to retry later.", _SERVER, unit="samples",
+            type_name="integer"),
+    Setting("server.ingest.max_future_s", integer(0), 600,
+            "Samples stamped further than this in the future are rejected.", _SERVER, unit="seconds",
+            type_name="integer"),
+    Setting("server.presence.idle_after_s", integer(1), 30,
+            "An endpoint not heard from for this long is shown as idle.", _SERVER, unit="seconds", type_name="integer"),
+    Setting("server.presence.offline_after_s", integer(1), 120,
+            "An endpoint not heard from for this long is shown as offline.", _SERVER, unit="seconds",
+            type_name="integer"),
+    Setting("server.shutdown_timeout_s", number(0), 30.0,
+            "Time allowed on shutdown for in-flight requests and the ingest queue to drain.", _SERVER,
+            unit="seconds", type_name="number"),
+    Setting("store.retention_days", number(0.01), 15.0,
+            "Samples older than this are deleted; samples older than this are also rejected at ingest.", _SERVER,
+            unit="days", type_name="number"),
+
+    # Agent.
+    Setting("agent.server", address(default_port=4317), None,
+            "Address of the GoSight server's gRPC port; the port defaults to 4317.", _AGENT, alias="--server",
+            type_name="host:port"),
+    Setting("agent.interval_s", number(0.1, 3600), 10.0, "Time between two collections.", _AGENT,
+            unit="seconds", alias="--interval", type_name="number"),
+    Setting("agent.collectors", string_list(HOST_COLLECTORS), list(HOST_COLLECTORS),
+            "Collectors to run, a list or a comma-separated string.", _AGENT, type_name="list"),
+    Setting("agent.labels", label_map, {},
+            "Labels added to every series and shown on the endpoint, as a mapping or name=value,name2=value2.",
+            _AGENT, type_name="labels"),
+    Setting("agent.hostname", parse_str, "", "Host name to report; empty means the operating system's host name.",
+            _AGENT),
+    Setting("agent.heartbeat_s", number(1, 300), 5.0, "Time between two heartbeats on the control stream.",
+            _AGENT, unit="seconds", type_name="number"),
+    Setting("agent.spool.max_bytes", integer(1 << 20), 100 << 20,
+            "Disk space for batches not yet accepted by the server; the oldest are dropped beyond it.", _AGENT,
+            unit="bytes", type_name="integer"),
+    Setting("agent.batch.max_samples", integer(100), 20_000,
+            "Largest number of samples in one export request; bigger collections are split.", _AGENT,
+            unit="samples", type_name="integer"),
+    Setting("agent.send_timeout_s", number(0.1, 600), 15.0, "Deadline of one export request.", _AGENT,
+            unit="seconds", type_name="number"),
+    Setting("agent.backoff.initial_s", number(0.01, 600), 0.5,
+            "First wait after a failed export; it doubles, with jitter, on every further failure.", _AGENT,
+            unit="seconds", type_name="number"),
+    Setting("agent.backoff.max_s", number(0.1, 3600), 30.0, "Longest wait between two export attempts.", _AGENT,
+            unit="seconds", type_name="number"),
+    Setting("agent.filesystem.exclude_mountpoints", regex, DEFAULT_FS_EXCLUDE_MOUNTPOINTS,
+            "Mount points matching this regular expression are not reported.", _AGENT, type_name="regex"),
+    Setting("agent.filesystem.exclude_fstypes", regex, DEFAULT_FS_EXCLUDE_FSTYPES,
+            "File system types matching this regular expression are not reported.", _AGENT, type_name="regex"),
+    Setting("agent.disk.exclude_devices", regex, DEFAULT_DISK_EXCLUDE_DEVICES,
+            "Block devices matching this regular expression are not reported (partitions by default).", _AGENT,
+            type_name="regex"),
+    Setting("agent.network.exclude_devices", regex, "",
+            "Network devices matching this regular expression are not reported; empty reports all.", _AGENT,
+            type_name="regex"),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+REQUIRED: dict[str, str] = {"agent.server": "pass --server HOST[:PORT] or set agent.server in the config file"}
+
+
+@dataclass
+class Config:
+    """Validated setting values of one role, with the source of each value."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    role: str = SERVER
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["data_dir"])
+
+
+def settings_for(roles: Iterable[str]) -> list[Setting]:
+    wanted = set(roles)
+    return [setting for setting in SETTINGS if setting.roles & wanted]
+
+
+def load_config(
+    roles: Iterable[str],
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Load and validate the settings of `roles`; raise ConfigError listing every problem."""
+    roles = tuple(roles)
+    env = os.environ if env is None else env
+    flags = flags or {}
+    problems: list[str] = []
+    raw: dict[str, tuple[Any, str]] = {}
+
+    path = config_path or env.get(CONFIG_ENV)
+    if path:
+        raw.update(_read_file(Path(path), problems))
+
+    for setting in SETTINGS:
+        if setting.env in env:
+            raw[setting.name] = (env[setting.env], setting.env)
+    for name, value in flags.items():
+        if value is not None:
+            raw[name] = (value, BY_NAME[name].flag)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    wanted = settings_for(roles)
+    for setting in wanted:
+        if setting.name not in raw:
+            values[setting.name] = _default(setting)
+            sources[setting.name] = "default"
+            continue
+        value, source = raw[setting.name]
+        try:
+            values[setting.name] = setting.parse(value)
+        except ValueError as error:
+            problems.append(f"{setting.name}: invalid value {_show(value)} from {source}: {error}")
+            continue
+        sources[setting.name] = source
+
+    for name, hint in REQUIRED.items():
+        setting = BY_NAME[name]
+        if setting in wanted and values.get(name) in (None, "") and not any(name in line for line in problems):
+            problems.append(f"{name}: missing: {hint}")
+
+    problems.extend(_cross_checks(values))
+    if problems:
+        raise ConfigError(problems)
+    return Config(values=values, sources=sources, role=roles[0] if roles else SERVER)
+
+
+def _default(setting: Setting) -> Any:
+    if setting.name == "data_dir":
+        return default_data_dir()
+    if isinstance(setting.default, (list, dict)):
+        return type(setting.default)(setting.default)
+    return setting.default
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    idle = values.get("server.presence.idle_after_s")
+    offline = values.get("server.presence.offline_after_s")
+    if idle is not None and offline is not None and offline <= idle:
+        problems.append(
+            f"server.presence.offline_after_s: invalid value {offline}: must be greater than "
+            f"server.presence.idle_after_s ({idle})"
+        )
+    initial = values.get("agent.backoff.initial_s")
+    longest = values.get("agent.backoff.max_s")
+    if initial is not None and longest is not None and longest < initial:
+        problems.append(
+            f"agent.backoff.max_s: invalid value {longest:g}: must be at least agent.backoff.initial_s ({initial:g})"
+        )
+    return problems
+
+
+def _read_file(path: Path, problems: list[str]) -> dict[str, tuple[Any, str]]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"config file {path}: not found; check the path given with --config or {CONFIG_ENV}")
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(f"config file {path}: cannot be read: {error}")
+        return {}
+    except yaml.YAMLError as error:
+        problems.append(f"config file {path}: invalid YAML: {error}".replace("\n", " "))
+        return {}
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        problems.append(f"config file {path}: expected a mapping of settings at the top level")
+        return {}
+    found: dict[str, tuple[Any, str]] = {}
+    _flatten(document, "", path, found, problems)
+    return found
+
+
+def _flatten(node: dict, prefix: str, path: Path, found: dict, problems: list[str]) -> None:
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if name in BY_NAME:
+            found[name] = (value, str(path))
+        elif isinstance(value, dict) and any(known.startswith(name + ".") for known in BY_NAME):
+            _flatten(value, name + ".", path, found, problems)
+        else:
+            hint = difflib.get_close_matches(name, BY_NAME, n=1)
+            suggestion = f"; did you mean {hint[0]}?" if hint else "; run 'gosight check-config --list' for all"
+            problems.append(f"{name}: unknown setting in {path}{suggestion}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_settings_markdown() -> str:
+    """Render the settings reference as a Markdown table, the source of docs/configuration.md."""
+    lines = [
+        "| Setting | Role | Type | Default | Unit | Environment | Description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        roles = "both" if setting.roles == BOTH else ", ".join(sorted(setting.roles))
+        default = _default_text(setting)
+        flag = setting.flag + (f" (or {setting.alias})" if setting.alias else "")
+        lines.append(
+            f"| `{setting.name}` `{flag}` | {roles} | {setting.type_name} | {default} | {setting.unit or ''} "
+            f"| `{setting.env}` | {setting.help} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _default_text(setting: Setting) -> str:
+    if setting.name == "data_dir":
+        return "see description"
+    if setting.default is None:
+        return "required" if setting.name in REQUIRED else "none"
+    if isinstance(setting.default, list):
+        return "`" + ",".join(setting.default) + "`"
+    if isinstance(setting.default, dict):
+        return "none"
+    if setting.default == "":
+        return "empty"
+    text = str(setting.default).replace("|", "\\|")
+    return f"`{text}`"

@@ -1,0 +1,47 @@
+"""The Starlette application: REST API, OTLP/HTTP, the server's own metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from gosight import __version__
+from gosight.server.api import endpoints as endpoints_api
+from gosight.server.api.errors import http_exception_handler, unhandled_exception_handler
+from gosight.server.receivers import otlp_http
+from gosight.server.routing import PUBLIC, route
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def server_metrics(request: Request) -> Response:
+    return Response(request.app.state.server_metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def core_routes() -> list[BaseRoute]:
+    return [
+        route("/healthz", health, permission=PUBLIC),
+        route("/metrics", server_metrics, permission="system:metrics"),
+        route("/v1/metrics", otlp_http.receive_metrics, permission="metrics:write", methods=("POST",)),
+        route("/api/v1/endpoints", endpoints_api.list_endpoints, permission="endpoints:read"),
+        route("/api/v1/endpoints/{endpoint_id}", endpoints_api.get_endpoint, permission="endpoints:read"),
+    ]
+
+
+def create_app(state: dict[str, Any], extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
+    """Build the application; `state` entries become `app.state` attributes for the handlers."""
+    app = Starlette(
+        routes=[*core_routes(), *extra_routes],
+        exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
+    )
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    return app

@@ -1,0 +1,200 @@
+"""Server start-up and shutdown, as a sequence of short steps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import grpc
+import uvicorn
+
+from gosight import __version__
+from gosight.config import Config, join_host_port, split_host_port
+from gosight.server.app import create_app
+from gosight.server.endpoints import EndpointRegistry
+from gosight.server.ingest import IngestPipeline
+from gosight.server.normalize import MetricsDecoder
+from gosight.server.receivers.control import AgentService
+from gosight.server.receivers.metrics import MetricsReceiver
+from gosight.server.receivers.otlp_grpc import metrics_service_handler
+from gosight.server.selfmetrics import ServerMetrics
+from gosight.store.meta import MetaStore
+from gosight.store.metrics_duckdb import MetricStore
+from gosight.wire import agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_FLUSH_S = 10.0
+DAY_MS = 86_400_000
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says what to change."""
+
+
+@dataclass
+class Listening:
+    http: str
+    grpc: str
+
+
+class _Uvicorn(uvicorn.Server):
+    """Uvicorn without its own signal handling: the server's shutdown sequence owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None,
+                on_listening=None) -> None:
+    """Run the server until `stop` is set or SIGTERM/SIGINT arrives, then shut down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+    # Storage first: nothing may be accepted before the store can take it.
+    data_dir = _ensure_data_dir(config.data_dir)
+    log.info("starting gosight server", extra={"fields": {
+        "version": __version__, "data_dir": str(data_dir), "data_dir_source": config.sources.get("data_dir")}})
+    store = _open_store(data_dir)
+    meta = MetaStore(data_dir / "meta.sqlite")
+    metrics = ServerMetrics()
+    pipeline = IngestPipeline(store, metrics, capacity_samples=config["server.ingest.queue_samples"],
+                              retention_ms=int(config["store.retention_days"] * DAY_MS))
+    pipeline.start()
+
+    # Ingest path.
+    endpoints = EndpointRegistry(meta, idle_after_s=config["server.presence.idle_after_s"],
+                                 offline_after_s=config["server.presence.offline_after_s"])
+    decoder = MetricsDecoder(store.registry, max_future_ms=config["server.ingest.max_future_s"] * 1000,
+                             max_age_ms=int(config["store.retention_days"] * DAY_MS))
+    receiver = MetricsReceiver(decoder, pipeline, endpoints, metrics)
+    metrics.add_gauge_callback("gosight_endpoints", "Endpoints by presence status.", ["status"],
+                               lambda: [([status], count) for status, count in endpoints.counts().items()])
+    metrics.add_gauge_callback("gosight_store_series", "Series in the metric store.", [],
+                               lambda: [([], len(store.registry))])
+
+    # Listeners.
+    agent_service = AgentService(endpoints, metrics, heartbeat_interval_s=5.0)
+    grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service)
+    app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
+                      "metrics_receiver": receiver, "pipeline": pipeline})
+    http_socket = _bind(config["server.http.listen"], "server.http.listen")
+    http_address = join_host_port(*http_socket.getsockname()[:2])
+    web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                  timeout_graceful_shutdown=config["server.shutdown_timeout_s"]))
+    web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
+    flush_task = asyncio.create_task(_flush_endpoints_periodically(endpoints))
+
+    while not web.started and not web_task.done():
+        await asyncio.sleep(0.01)
+    if web_task.done():
+        web_task.result()
+    log.info("server listening", extra={"fields": {"http": http_address, "grpc": grpc_address}})
+    if on_listening is not None:
+        on_listening(Listening(http=http_address, grpc=grpc_address))
+
+    await stop.wait()
+
+    # Shutdown: stop taking requests, let in-flight ones finish, drain the queue, close stores.
+    log.info("shutting down")
+    timeout_s = config["server.shutdown_timeout_s"]
+    agent_service.close_all()
+    await grpc_server.stop(grace=min(5.0, timeout_s))
+    web.should_exit = True
+    await web_task
+    flush_task.cancel()
+    drained = await asyncio.to_thread(pipeline.close, timeout_s)
+    receiver.close()
+    endpoints.flush()
+    meta.close()
+    log.info("server stopped", extra={"fields": {"drained": drained}})
+
+
+async def _start_grpc(config: Config, receiver: MetricsReceiver,
+                      agent_service: AgentService) -> tuple[grpc.aio.Server, str]:
+    limit = config["server.ingest.max_message_bytes"]
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ])
+    server.add_generic_rpc_handlers((metrics_service_handler(receiver),))
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
+    listen = config["server.grpc.listen"]
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError:
+        port = 0
+    if not port and not listen.endswith(":0"):
+        raise StartupError(f"cannot listen on {listen} for gRPC: the address is in use or not local; "
+                           "change server.grpc.listen (--grpc-listen)")
+    await server.start()
+    host, _ = split_host_port(listen)
+    return server, join_host_port(host, port)
+
+
+def _bind(listen: str, setting: str) -> socket.socket:
+    host, port = split_host_port(listen)
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise StartupError(f"cannot resolve {host!r} from {setting}: {error}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise StartupError(f"cannot listen on {listen}: {error.strerror}; change {setting}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _open_store(data_dir: Path) -> MetricStore:
+    path = data_dir / "metrics.duckdb"
+    try:
+        return MetricStore(path)
+    except duckdb.IOException as error:
+        raise StartupError(f"cannot open the metric store {path}: {error}; another gosight server may be using "
+                           "this data directory, so stop it or set a different data_dir (--data-dir)") from None
+
+
+def _ensure_data_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise StartupError(f"cannot create the data directory {path}: {error.strerror}; "
+                           "set data_dir (--data-dir) to a writable directory") from None
+    if not os.access(path, os.W_OK):
+        raise StartupError(f"the data directory {path} is not writable; set data_dir (--data-dir) to a "
+                           "writable directory")
+    return path
+
+
+async def _flush_endpoints_periodically(endpoints: EndpointRegistry) -> None:
+    while True:
+        await asyncio.sleep(ENDPOINT_FLUSH_S)
+        try:
+            await asyncio.to_thread(endpoints.flush)
+        except Exception as error:  # noqa: BLE001 - presence is saved again on the next turn
+            log.error("saving endpoints failed", extra={"fields": {"error": str(error)}})

@@ -1,0 +1,54 @@
+"""Routes that declare the permission they need.
+
+Every HTTP and WebSocket route of the server is built with `route` or `websocket`,
+which require a permission name; a route without one cannot be built, and a test
+walks the application to prove that every route has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from starlette.routing import Mount, Route, WebSocketRoute
+
+# Reachable without signing in: health checks and the web app's static files.
+PUBLIC = "public"
+
+PERMISSIONS = {
+    PUBLIC: "Anyone, signed in or not.",
+    "metrics:read": "Query metrics, series, labels and metadata.",
+    "metrics:write": "Send metrics (OTLP, remote write).",
+    "endpoints:read": "List endpoints and their details.",
+    "system:metrics": "Read the server's own metrics at /metrics.",
+}
+
+
+def route(path: str, endpoint: Callable, *, permission: str, methods: Sequence[str] = ("GET",),
+          name: str | None = None) -> Route:
+    _check(permission, path)
+    built = Route(path, endpoint, methods=list(methods), name=name)
+    built.permission = permission  # type: ignore[attr-defined]
+    return built
+
+
+def websocket(path: str, endpoint: Callable, *, permission: str, name: str | None = None) -> WebSocketRoute:
+    _check(permission, path)
+    built = WebSocketRoute(path, endpoint, name=name)
+    built.permission = permission  # type: ignore[attr-defined]
+    return built
+
+
+def mount(path: str, app: Callable, *, permission: str, name: str | None = None) -> Mount:
+    _check(permission, path)
+    built = Mount(path, app=app, name=name)
+    built.permission = permission  # type: ignore[attr-defined]
+    return built
+
+
+def permission_of(built: object) -> str | None:
+    return getattr(built, "permission", None)
+
+
+def _check(permission: str, path: str) -> None:
+    if permission not in PERMISSIONS:
+        raise ValueError(f"route {path}: unknown permission {permission!r}; declare it in PERMISSIONS")

@@ -1,0 +1,86 @@
+"""Build OTLP metric requests from agent samples.
+
+Counters become cumulative monotonic sums and gauges become gauges, with the unit
+and help of the metric catalogue, so any OTLP receiver reads them correctly. A
+series that disappeared since the previous collection is sent once more with the
+"no recorded value" flag, which Prometheus-compatible receivers store as a
+staleness marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from gosight.agent.catalog import MetricSpec
+
+_CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+_NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+
+# A reading ready to encode: metric name, labels as sorted (name, value) pairs, value.
+Point = tuple[str, tuple[tuple[str, str], ...], float]
+
+
+def resource_attributes(attributes: Mapping[str, str]) -> list[KeyValue]:
+    return [_string_attribute(key, value) for key, value in attributes.items() if value != ""]
+
+
+def encode_request(points: Sequence[Point], stale: Iterable[Point], time_ms: int, start_time_ms: int,
+                   resource: Sequence[KeyValue], scope_version: str,
+                   catalog: Mapping[str, MetricSpec]) -> ExportMetricsServiceRequest:
+    """Encode one collection as a single-resource request; `stale` points get the no-value flag."""
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.attributes.extend(resource)
+    scope_metrics = resource_metrics.scope_metrics.add()
+    scope_metrics.scope.name = "gosight-agent"
+    scope_metrics.scope.version = scope_version
+
+    time_ns = time_ms * 1_000_000
+    start_ns = start_time_ms * 1_000_000
+    by_name: dict[str, list] = {}
+    for name, labels, value in points:
+        data_points = by_name.get(name)
+        if data_points is None:
+            data_points = by_name[name] = _new_metric(scope_metrics, name, catalog)
+        _add_point(data_points, labels, value, time_ns, start_ns, 0)
+    for name, labels, _ in stale:
+        data_points = by_name.get(name)
+        if data_points is None:
+            data_points = by_name[name] = _new_metric(scope_metrics, name, catalog)
+        _add_point(data_points, labels, 0.0, time_ns, start_ns, _NO_RECORDED_VALUE)
+    return request
+
+
+def _new_metric(scope_metrics, name: str, catalog: Mapping[str, MetricSpec]):
+    metric = scope_metrics.metrics.add()
+    metric.name = name
+    spec = catalog.get(name)
+    if spec is not None:
+        metric.unit = spec.unit
+        metric.description = spec.help
+    if spec is not None and spec.type == "counter":
+        metric.sum.is_monotonic = True
+        metric.sum.aggregation_temporality = _CUMULATIVE
+        return metric.sum.data_points
+    return metric.gauge.data_points
+
+
+def _add_point(data_points, labels: tuple[tuple[str, str], ...], value: float, time_ns: int, start_ns: int,
+               flags: int) -> None:
+    point = data_points.add()
+    point.time_unix_nano = time_ns
+    point.start_time_unix_nano = start_ns
+    point.as_double = value
+    if flags:
+        point.flags = flags
+    point.attributes.extend([_string_attribute(key, text) for key, text in labels])
+
+
+def _string_attribute(key: str, value: str) -> KeyValue:
+    attribute = KeyValue(key=key)
+    attribute.value.string_value = value
+    return attribute
