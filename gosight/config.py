@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from gosight.model import IDENTITY_LABELS
+
 ENV_PREFIX = "GOSIGHT_"
 CONFIG_ENV = "GOSIGHT_CONFIG"
 
@@ -285,6 +287,28 @@ SETTINGS: tuple[Setting, ...] = (
             "Samples older than this are deleted; samples older than this are also rejected at ingest.", _SERVER,
             unit="days", type_name="number"),
 
+    Setting("store.metrics.backend", choice("embedded", "victoriametrics"), "embedded",
+            "Where metrics live: the embedded DuckDB store, or VictoriaMetrics (remote write and its query API). "
+            "Logs always stay in the embedded store.", _SERVER, type_name="choice"),
+    Setting("store.metrics.victoriametrics_url", parse_str, "",
+            "Base URL of VictoriaMetrics, for example http://127.0.0.1:8428; required with the victoriametrics "
+            "backend.", _SERVER, type_name="url"),
+    Setting("store.metrics.remote_write_queue_samples", integer(1000), 5_000_000,
+            "Samples kept in memory for VictoriaMetrics while it is unreachable; the oldest are dropped beyond it.",
+            _SERVER, unit="samples", type_name="integer"),
+
+    # PromQL queries.
+    Setting("query.timeout_s", number(0.1, 3600), 120.0, "Longest time one query may run.", _SERVER,
+            unit="seconds", type_name="number"),
+    Setting("query.max_samples", integer(1000), 50_000_000,
+            "Most samples one query may hold in memory at once.", _SERVER, unit="samples", type_name="integer"),
+    Setting("query.max_points_per_series", integer(10, 1_000_000), 11_000,
+            "Most points a range query may return per series; a smaller step is rejected.", _SERVER,
+            unit="points", type_name="integer"),
+    Setting("query.lookback_delta_s", number(1, 86400), 300.0,
+            "How far back an instant selector looks for the latest sample.", _SERVER, unit="seconds",
+            type_name="number"),
+
     # Agent.
     Setting("agent.server", address(default_port=4317), None,
             "Address of the GoSight server's gRPC port; the port defaults to 4317.", _AGENT, alias="--server",
@@ -422,6 +446,18 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
             f"server.presence.offline_after_s: invalid value {offline}: must be greater than "
             f"server.presence.idle_after_s ({idle})"
         )
+    if values.get("store.metrics.backend") == "victoriametrics" and not values.get(
+            "store.metrics.victoriametrics_url"):
+        problems.append("store.metrics.victoriametrics_url: missing: the victoriametrics backend needs the URL "
+                        "of VictoriaMetrics, for example http://127.0.0.1:8428")
+    url = values.get("store.metrics.victoriametrics_url")
+    if url and not re.match(r"^https?://[^/\s]+", url):
+        problems.append(f"store.metrics.victoriametrics_url: invalid value {url!r}: expected an http:// or "
+                        "https:// URL, for example http://127.0.0.1:8428")
+    reserved = sorted(set(values.get("agent.labels") or {}) & set(IDENTITY_LABELS))
+    if reserved:
+        problems.append(f"agent.labels: invalid label names {', '.join(reserved)}: these identity labels are set "
+                        "by GoSight; choose other names")
     initial = values.get("agent.backoff.initial_s")
     longest = values.get("agent.backoff.max_s")
     if initial is not None and longest is not None and longest < initial:

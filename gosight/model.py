@@ -6,9 +6,10 @@ import math
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Prometheus marks the end of a series with this NaN payload; PromQL skips it.
 STALE_NAN_BITS = 0x7FF0000000000002
@@ -48,6 +49,8 @@ def is_stale_nan(value: float) -> bool:
 
 def stale_mask(values: np.ndarray) -> np.ndarray:
     """Return a boolean mask of the staleness markers in a float64 array."""
+    import numpy as np  # noqa: PLC0415 - the agent imports this module and never needs numpy
+
     return values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
 
 
@@ -86,6 +89,8 @@ class SampleBatch:
 
     @classmethod
     def empty(cls, batch_id: str | None = None) -> SampleBatch:
+        import numpy as np  # noqa: PLC0415 - see stale_mask
+
         return cls(
             np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), batch_id
         )

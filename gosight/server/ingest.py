@@ -60,6 +60,7 @@ class IngestPipeline:
         self._thread: threading.Thread | None = None
         self._throttle = Throttle(60.0)
         self._listeners: list[Callable[[list[SampleBatch]], None]] = []
+        self.drained = False
         metrics.queue_capacity.set(capacity_samples)
 
     def add_listener(self, listener: Callable[[list[SampleBatch]], None]) -> None:
@@ -100,6 +101,7 @@ class IngestPipeline:
         if self._thread is not None:
             self._thread.join(timeout_s)
             drained = not self._thread.is_alive()
+        self.drained = drained
         if drained:
             self.store.close()
         else:

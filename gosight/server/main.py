@@ -58,70 +58,88 @@ class _Uvicorn(uvicorn.Server):
 
 async def serve(config: Config, stop: asyncio.Event | None = None,
                 on_listening=None) -> None:
-    """Run the server until `stop` is set or SIGTERM/SIGINT arrives, then shut down cleanly."""
+    """Run the server until `stop` is set or SIGTERM/SIGINT arrives, then shut down cleanly.
+
+    Each started part registers its own shutdown step, so a failure half-way through
+    start-up closes what was opened, and a normal stop runs the steps in reverse:
+    listeners first, then the ingest queue drains, then the stores close.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    # Storage first: nothing may be accepted before the store can take it.
-    data_dir = _ensure_data_dir(config.data_dir)
-    log.info("starting gosight server", extra={"fields": {
-        "version": __version__, "data_dir": str(data_dir), "data_dir_source": config.sources.get("data_dir")}})
-    store = _open_store(data_dir)
-    meta = MetaStore(data_dir / "meta.sqlite")
-    metrics = ServerMetrics()
-    pipeline = IngestPipeline(store, metrics, capacity_samples=config["server.ingest.queue_samples"],
-                              retention_ms=int(config["store.retention_days"] * DAY_MS))
-    pipeline.start()
+    async with contextlib.AsyncExitStack() as shutdown:
+        # The HTTP port is bound first so a busy port fails before anything is opened.
+        data_dir = _ensure_data_dir(config.data_dir)
+        http_socket = _bind(config["server.http.listen"], "server.http.listen")
+        shutdown.callback(http_socket.close)
+        log.info("starting gosight server", extra={"fields": {
+            "version": __version__, "data_dir": str(data_dir), "data_dir_source": config.sources.get("data_dir")}})
 
-    # Ingest path.
-    endpoints = EndpointRegistry(meta, idle_after_s=config["server.presence.idle_after_s"],
-                                 offline_after_s=config["server.presence.offline_after_s"])
-    decoder = MetricsDecoder(store.registry, max_future_ms=config["server.ingest.max_future_s"] * 1000,
-                             max_age_ms=int(config["store.retention_days"] * DAY_MS))
-    receiver = MetricsReceiver(decoder, pipeline, endpoints, metrics)
-    metrics.add_gauge_callback("gosight_endpoints", "Endpoints by presence status.", ["status"],
-                               lambda: [([status], count) for status, count in endpoints.counts().items()])
-    metrics.add_gauge_callback("gosight_store_series", "Series in the metric store.", [],
-                               lambda: [([], len(store.registry))])
+        # Storage: nothing may be accepted before the store can take it.
+        meta = MetaStore(data_dir / "meta.sqlite")
+        shutdown.callback(meta.close)
+        store = _open_store(data_dir)
+        metrics = ServerMetrics()
+        pipeline = IngestPipeline(store, metrics, capacity_samples=config["server.ingest.queue_samples"],
+                                  retention_ms=int(config["store.retention_days"] * DAY_MS))
+        pipeline.start()
+        shutdown.push_async_callback(_close_pipeline, pipeline, config["server.shutdown_timeout_s"])
 
-    # Listeners.
-    agent_service = AgentService(endpoints, metrics, heartbeat_interval_s=5.0)
-    grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service)
-    app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
-                      "metrics_receiver": receiver, "pipeline": pipeline})
-    http_socket = _bind(config["server.http.listen"], "server.http.listen")
-    http_address = join_host_port(*http_socket.getsockname()[:2])
-    web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                  timeout_graceful_shutdown=config["server.shutdown_timeout_s"]))
-    web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
-    flush_task = asyncio.create_task(_flush_endpoints_periodically(endpoints))
+        # Ingest path.
+        endpoints = EndpointRegistry(meta, idle_after_s=config["server.presence.idle_after_s"],
+                                     offline_after_s=config["server.presence.offline_after_s"])
+        shutdown.callback(endpoints.flush)
+        decoder = MetricsDecoder(store.registry, max_future_ms=config["server.ingest.max_future_s"] * 1000,
+                                 max_age_ms=int(config["store.retention_days"] * DAY_MS))
+        receiver = MetricsReceiver(decoder, pipeline, endpoints, metrics)
+        shutdown.callback(receiver.close)
+        metrics.add_gauge_callback("gosight_endpoints", "Endpoints by presence status.", ["status"],
+                                   lambda: [([status], count) for status, count in endpoints.counts().items()])
+        metrics.add_gauge_callback("gosight_store_series", "Series in the metric store.", [],
+                                   lambda: [([], len(store.registry))])
 
-    while not web.started and not web_task.done():
-        await asyncio.sleep(0.01)
-    if web_task.done():
-        web_task.result()
-    log.info("server listening", extra={"fields": {"http": http_address, "grpc": grpc_address}})
-    if on_listening is not None:
-        on_listening(Listening(http=http_address, grpc=grpc_address))
+        # Listeners.
+        agent_service = AgentService(endpoints, metrics, heartbeat_interval_s=5.0)
+        grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service)
+        shutdown.push_async_callback(_stop_grpc, grpc_server, agent_service, config["server.shutdown_timeout_s"])
+        app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
+                          "metrics_receiver": receiver, "pipeline": pipeline})
+        http_address = join_host_port(*http_socket.getsockname()[:2])
+        web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                      timeout_graceful_shutdown=config["server.shutdown_timeout_s"]))
+        web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
+        shutdown.push_async_callback(_stop_web, web, web_task)
+        flush_task = asyncio.create_task(_flush_endpoints_periodically(endpoints))
+        shutdown.callback(flush_task.cancel)
 
-    await stop.wait()
+        while not web.started and not web_task.done():
+            await asyncio.sleep(0.01)
+        if web_task.done():
+            web_task.result()
+        log.info("server listening", extra={"fields": {"http": http_address, "grpc": grpc_address}})
+        if on_listening is not None:
+            on_listening(Listening(http=http_address, grpc=grpc_address))
 
-    # Shutdown: stop taking requests, let in-flight ones finish, drain the queue, close stores.
-    log.info("shutting down")
-    timeout_s = config["server.shutdown_timeout_s"]
+        await stop.wait()
+        log.info("shutting down")
+    log.info("server stopped", extra={"fields": {"drained": pipeline.drained}})
+
+
+async def _stop_grpc(server: grpc.aio.Server, agent_service: AgentService, timeout_s: float) -> None:
     agent_service.close_all()
-    await grpc_server.stop(grace=min(5.0, timeout_s))
+    await server.stop(grace=min(5.0, timeout_s))
+
+
+async def _stop_web(web: uvicorn.Server, task: asyncio.Task) -> None:
     web.should_exit = True
-    await web_task
-    flush_task.cancel()
-    drained = await asyncio.to_thread(pipeline.close, timeout_s)
-    receiver.close()
-    endpoints.flush()
-    meta.close()
-    log.info("server stopped", extra={"fields": {"drained": drained}})
+    await task
+
+
+async def _close_pipeline(pipeline: IngestPipeline, timeout_s: float) -> None:
+    await asyncio.to_thread(pipeline.close, timeout_s)
 
 
 async def _start_grpc(config: Config, receiver: MetricsReceiver,
@@ -143,7 +161,8 @@ async def _start_grpc(config: Config, receiver: MetricsReceiver,
         port = server.add_insecure_port(listen)
     except RuntimeError:
         port = 0
-    if not port and not listen.endswith(":0"):
+    if not port:
+        await server.stop(None)
         raise StartupError(f"cannot listen on {listen} for gRPC: the address is in use or not local; "
                            "change server.grpc.listen (--grpc-listen)")
     await server.start()

@@ -79,8 +79,8 @@ class SeriesRegistry:
             np.maximum.at(self._last_ms, series_ids, timestamps_ms)
 
     def active_between(self, series_ids: np.ndarray, start_ms: int | None, end_ms: int | None) -> np.ndarray:
-        """Keep the ids whose time span overlaps [start_ms, end_ms]."""
-        keep = np.ones(series_ids.shape[0], dtype=bool)
+        """Keep the ids whose time span overlaps [start_ms, end_ms]; series without samples never match."""
+        keep = self._last_ms[series_ids] != _UNSET_LAST
         if start_ms is not None:
             keep &= self._last_ms[series_ids] >= start_ms
         if end_ms is not None:

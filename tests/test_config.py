@@ -1,0 +1,132 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gosight.config import SETTINGS, ConfigError, describe_settings_markdown, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "gosight", *args], capture_output=True, text=True, env=full_env,
+                          timeout=60, cwd=REPO)
+
+
+def test_every_setting_is_documented():
+    doc = (REPO / "docs" / "configuration.md").read_text()
+
+    undocumented = [s.name for s in SETTINGS if f"`{s.name}`" not in doc or s.env not in doc]
+    short_help = [s.name for s in SETTINGS if len(s.help) < 20]
+
+    assert undocumented == [], "run `gosight check-config --markdown` and update docs/configuration.md"
+    assert short_help == []
+    assert describe_settings_markdown() in doc, "docs/configuration.md is out of date with the settings table"
+
+
+def test_precedence_file_env_flag(tmp_path: Path):
+    config_file = tmp_path / "gosight.yaml"
+    config_file.write_text("agent:\n  server: file-host\n  interval_s: 5\n  heartbeat_s: 7\nlog:\n  level: debug\n")
+
+    config = load_config(["agent"], config_path=config_file,
+                         env={"GOSIGHT_AGENT_INTERVAL_S": "3", "GOSIGHT_AGENT_HEARTBEAT_S": "9"},
+                         flags={"agent.interval_s": "2"})
+
+    assert config["agent.server"] == "file-host:4317"
+    assert config["agent.interval_s"] == 2.0
+    assert config["agent.heartbeat_s"] == 9.0
+    assert config["log.level"] == "debug"
+    assert config["agent.backoff.max_s"] == 30.0
+    assert config.sources["agent.interval_s"] == "--agent.interval_s"
+    assert config.sources["agent.heartbeat_s"] == "GOSIGHT_AGENT_HEARTBEAT_S"
+    assert config.sources["log.level"] == str(config_file)
+
+
+def test_all_problems_reported_at_once(tmp_path: Path):
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text("server:\n  grpc:\n    listen: nowhere\n  presense: {}\nstore:\n  retention_days: -1\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(["server"], config_path=config_file, env={"GOSIGHT_LOG_FORMAT": "xml"},
+                    flags={"server.http.listen": "127.0.0.1:99999"})
+
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    assert any(line.startswith("server.grpc.listen: invalid value 'nowhere'") and "host:port" in line
+               for line in problems)
+    assert any("server.presense: unknown setting" in line and "did you mean" in line for line in problems)
+    assert any(line.startswith("store.retention_days: invalid value -1") and "at least" in line for line in problems)
+    assert any(line.startswith("log.format: invalid value 'xml' from GOSIGHT_LOG_FORMAT") and "text, json" in line
+               for line in problems)
+    assert any(line.startswith("server.http.listen") and "65535" in line for line in problems)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"agent.labels": "job=x"}, "agent.labels: invalid label names job"),
+    ({"agent.labels": "9bad=x"}, "label name '9bad' is invalid"),
+    ({"agent.labels": "novalue"}, "expected name=value"),
+    ({"agent.collectors": "cpu,gpu"}, "unknown name gpu"),
+    ({"agent.interval_s": "0"}, "between 0.1 and 3600"),
+    ({"agent.filesystem.exclude_fstypes": "("}, "expected a regular expression"),
+    ({"agent.backoff.initial_s": "10", "agent.backoff.max_s": "1"}, "must be at least agent.backoff.initial_s"),
+])
+def test_invalid_agent_settings(flags, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(["agent"], env={}, flags={"agent.server": "h", **flags})
+
+    assert any(expected in line for line in caught.value.problems), caught.value.problems
+
+
+def test_cli_reports_invalid_settings_without_traceback(tmp_path: Path):
+    result = run_cli("server", "--data-dir", str(tmp_path), "--server.presence.idle_after_s", "500",
+                     env={"GOSIGHT_SERVER_INGEST_QUEUE_SAMPLES": "lots"})
+
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert lines[0] == "gosight: invalid configuration:"
+    assert any("server.ingest.queue_samples: invalid value 'lots' from GOSIGHT_SERVER_INGEST_QUEUE_SAMPLES" in line
+               for line in lines)
+    assert any("server.presence.offline_after_s" in line for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_agent_without_server():
+    result = run_cli("agent")
+
+    assert result.returncode == 2
+    assert "agent.server: missing: pass --server HOST[:PORT]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_config_file(tmp_path: Path):
+    result = run_cli("check-config", "--role", "server", "--config", str(tmp_path / "absent.yaml"))
+
+    assert result.returncode == 2
+    assert "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_version():
+    result = run_cli("version")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("gosight 0.")
+
+
+def test_cli_server_port_in_use(tmp_path: Path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("server", "--data-dir", str(tmp_path), "--http-listen", f"127.0.0.1:{port}",
+                         "--grpc-listen", "127.0.0.1:0")
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "server.http.listen" in result.stderr
+    assert "Traceback" not in result.stderr
