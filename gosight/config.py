@@ -322,7 +322,7 @@ SETTINGS: tuple[Setting, ...] = (
             _AGENT, type_name="labels"),
     Setting("agent.hostname", parse_str, "", "Host name to report; empty means the operating system's host name.",
             _AGENT),
-    Setting("agent.heartbeat_s", number(1, 300), 5.0, "Time between two heartbeats on the control stream.",
+    Setting("agent.heartbeat_s", number(1, 300), 10.0, "Time between two heartbeats on the control stream.",
             _AGENT, unit="seconds", type_name="number"),
     Setting("agent.spool.max_bytes", integer(1 << 20), 100 << 20,
             "Disk space for batches not yet accepted by the server; the oldest are dropped beyond it.", _AGENT,

@@ -4,13 +4,16 @@ A batch leaves the spool only when the server acknowledged it. Retryable failure
 (the server unreachable, busy or restarting) are retried with exponential backoff
 and full jitter; a batch the server rejects as invalid is dropped and logged, since
 sending it again cannot succeed and would block every later batch.
+
+Runs as a coroutine on the agent's transport event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
-import threading
 from collections.abc import Callable
 
 import grpc
@@ -50,7 +53,7 @@ class Backoff:
 
 
 class Exporter:
-    def __init__(self, channel: grpc.Channel, spool: Spool, *, timeout_s: float, backoff: Backoff,
+    def __init__(self, channel: grpc.aio.Channel, spool: Spool, *, timeout_s: float, backoff: Backoff,
                  metadata: tuple[tuple[str, str], ...] = ()):
         self.spool = spool
         self.timeout_s = timeout_s
@@ -58,55 +61,50 @@ class Exporter:
         self.metadata = metadata
         self.sent_batches = 0
         self.rejected_batches = 0
-        self.connected = threading.Event()
+        self.connected = False
         self._export = channel.unary_unary(EXPORT_METHOD, request_serializer=None,
                                            response_deserializer=ExportMetricsServiceResponse.FromString)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._throttle = Throttle(60.0)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gosight-exporter", daemon=True)
-        self._thread.start()
+    def notify(self) -> None:
+        """Wake the exporter because a batch was spooled; call on the event loop."""
+        self._wakeup.set()
 
-    def stop(self, flush_timeout_s: float) -> None:
-        """Stop after trying to send what is spooled for up to `flush_timeout_s`; the rest stays on disk."""
-        deadline = threading.Event()
-        timer = threading.Timer(flush_timeout_s, deadline.set)
-        timer.start()
-        while self.spool.batches and not deadline.is_set() and self.connected.is_set():
-            deadline.wait(0.05)
-        timer.cancel()
-        self._stop.set()
-        self.spool.wake()
-        if self._thread is not None:
-            self._thread.join(self.timeout_s + 1)
-        if self.spool.batches:
-            log.info("unsent batches kept in the spool for the next start", extra={"fields": {
-                "batches": self.spool.batches}})
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            entry = self.spool.oldest(timeout_s=1.0)
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            entry = self.spool.oldest()
             if entry is None:
+                self._wakeup.clear()
+                if self.spool.oldest() is None:
+                    await _first_of(self._wakeup, self._stopping)
                 continue
             payload = self.spool.read(entry)
             if payload is None:
                 continue
-            batch_id = self.spool.batch_id(entry)
-            outcome = self._send(payload, batch_id)
+            outcome = await self._send(payload, self.spool.batch_id(entry))
             if outcome in ("sent", "rejected"):
                 self.spool.remove(entry)
                 continue
-            self._stop.wait(self.backoff.next_delay())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.backoff.next_delay())
 
-    def _send(self, payload: bytes, batch_id: str) -> str:
+    async def flush(self, timeout_s: float) -> None:
+        """Give spooled batches up to `timeout_s` to go out while the server answers, then stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.spool.batches and self.connected and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self._stopping.set()
+
+    async def _send(self, payload: bytes, batch_id: str) -> str:
         try:
-            response = self._export(payload, timeout=self.timeout_s, compression=grpc.Compression.Gzip,
-                                    metadata=self.metadata + ((BATCH_ID_HEADER, batch_id),))
-        except grpc.RpcError as error:
+            response = await self._export(payload, timeout=self.timeout_s, compression=grpc.Compression.Gzip,
+                                          metadata=self.metadata + ((BATCH_ID_HEADER, batch_id),))
+        except grpc.aio.AioRpcError as error:
             code = error.code()
-            self.connected.clear()
+            self.connected = False
             if code in _RETRYABLE:
                 suppressed = self._throttle.allow(("retry", code))
                 if suppressed is not None:
@@ -119,9 +117,9 @@ class Exporter:
                 "code": code.name, "error": error.details(), "batch_id": batch_id}})
             return "rejected"
 
-        if not self.connected.is_set():
+        if not self.connected:
             log.info("export succeeded", extra={"fields": {"batch_id": batch_id, "spooled": self.spool.batches - 1}})
-        self.connected.set()
+        self.connected = True
         self.backoff.reset()
         self.sent_batches += 1
         partial = response.partial_success
@@ -132,3 +130,12 @@ class Exporter:
                     "rejected": partial.rejected_data_points, "reason": partial.error_message,
                     "suppressed": suppressed}})
         return "sent"
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -9,16 +9,13 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
-
 from gosight import __version__
 from gosight.agent.catalog import CATALOG
 from gosight.agent.collectors import build_collectors
 from gosight.agent.collectors.base import Collector
-from gosight.agent.control import ControlClient
-from gosight.agent.exporter import Backoff, Exporter
 from gosight.agent.identity import Identity, load_identity
 from gosight.agent.spool import Spool
+from gosight.agent.transport import Transport
 from gosight.config import Config
 from gosight.logconfig import Throttle
 from gosight.wire import agent_pb2
@@ -85,29 +82,22 @@ class Collection:
 
 
 class Agent:
-    def __init__(self, config: Config, identity: Identity, spool: Spool, channel: grpc.Channel):
+    def __init__(self, config: Config, identity: Identity, spool: Spool):
         self.config = config
         self.identity = identity
         self.spool = spool
-        self.channel = channel
         self.interval_s = config["agent.interval_s"]
         self.max_samples = config["agent.batch.max_samples"]
         self.collection = Collection(build_collectors(config))
         self.resource = resource_attributes(identity.resource())
-        self.start_time_ms = int(time.time() * 1000)
-        self.exporter = Exporter(channel, spool, timeout_s=config["agent.send_timeout_s"],
-                                 backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]))
-        self.control = ControlClient(
-            channel, identity, interval_s=self.interval_s, heartbeat_s=config["agent.heartbeat_s"],
-            collectors=[collector.name for collector in self.collection.collectors],
-            backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]),
-            stats=self.heartbeat)
+        self.transport = Transport(config, identity, spool,
+                                   [collector.name for collector in self.collection.collectors], self.heartbeat)
         self.stop_event = threading.Event()
 
     def heartbeat(self) -> agent_pb2.Heartbeat:
         return agent_pb2.Heartbeat(
             time_unix_ms=int(time.time() * 1000), spool_batches=self.spool.batches, spool_bytes=self.spool.bytes,
-            dropped_batches=self.spool.dropped_batches, sent_batches=self.exporter.sent_batches)
+            dropped_batches=self.spool.dropped_batches, sent_batches=self.transport.sent_batches)
 
     def collect_once(self) -> int:
         """Collect, encode and spool one round; return the number of points spooled."""
@@ -122,8 +112,7 @@ class Agent:
         return len(points) + len(stale)
 
     def run(self) -> None:
-        self.exporter.start()
-        self.control.start()
+        self.transport.start()
         log.info("agent started", extra={"fields": {
             "agent_id": self.identity.agent_id, "endpoint_id": self.identity.endpoint_id,
             "server": self.config["agent.server"], "interval_s": self.interval_s,
@@ -142,30 +131,21 @@ class Agent:
             self.stop_event.wait(next_run - now)
 
         log.info("agent stopping", extra={"fields": {"spooled": self.spool.batches}})
-        self.exporter.stop(FLUSH_TIMEOUT_S)
-        self.control.stop()
-        self.channel.close()
+        self.transport.stop(FLUSH_TIMEOUT_S)
         log.info("agent stopped", extra={"fields": {"unsent_batches": self.spool.batches}})
 
 
-def open_channel(config: Config) -> grpc.Channel:
-    backoff_max_ms = int(config["agent.backoff.max_s"] * 1000)
-    return grpc.insecure_channel(config["agent.server"], options=[
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.initial_reconnect_backoff_ms", min(1000, backoff_max_ms)),
-        ("grpc.max_reconnect_backoff_ms", backoff_max_ms),
-        ("grpc.enable_retries", 0),
-    ])
-
-
-def run_agent(config: Config) -> int:
+def build_agent(config: Config) -> Agent:
+    """Create an agent with its identity and spool in config.data_dir."""
     data_dir = _ensure_dir(config.data_dir)
     identity = load_identity(data_dir, config["agent.hostname"], config["agent.labels"])
     spool = Spool(data_dir / "spool", config["agent.spool.max_bytes"], identity.agent_id)
     log.info("agent data directory", extra={"fields": {"data_dir": str(data_dir)}})
-    agent = Agent(config, identity, spool, open_channel(config))
+    return Agent(config, identity, spool)
+
+
+def run_agent(config: Config) -> int:
+    agent = build_agent(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stop_event.set())
     agent.run()

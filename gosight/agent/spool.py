@@ -1,15 +1,17 @@
 """The agent's disk spool: a bounded first-in first-out queue of export batches.
 
-Every batch is written here before it is sent and removed only after the server
-acknowledged it, so batches survive both server outages and agent restarts. Files
-are named by sequence number and replayed in that order. When a new batch would
-exceed `max_bytes`, the oldest batches are dropped and counted.
+Every batch is written here (compressed, fsynced, renamed into place) before it is
+sent, and removed only after the server acknowledged it, so batches survive both
+server outages and agent restarts. When a new batch would exceed `max_bytes`, the
+oldest batches are dropped and counted.
 
-Each batch has the id `<agent id>.<epoch>:<sequence>`. The epoch is created with
-the spool directory and the next sequence number is saved with every append, so
-ids never repeat and the server can recognise a retried batch.
+A batch's file name `<order>-<epoch>.batch` carries its id: the server sees
+`<agent id>.<epoch>:<order>`. Each run of the agent draws a new random epoch and
+continues the order after the files left by earlier runs, so an id never repeats,
+even after a crash, and a batch keeps its id when it is replayed after a restart.
+This lets the server recognise a retried batch without the agent saving a counter.
 
-Thread-safe: the collection loop appends while the exporter thread reads.
+Thread-safe: the collection loop appends while the exporter reads and removes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import secrets
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +30,13 @@ from gosight.logconfig import Throttle
 
 log = logging.getLogger(__name__)
 
-_FILE_RE = re.compile(r"^(\d{16})\.batch$")
+_FILE_RE = re.compile(r"^(\d{16})-([0-9a-f]{8})\.batch$")
 
 
 @dataclass(frozen=True)
 class SpoolEntry:
-    sequence: int
+    order: int
+    epoch: str
     path: Path
     size: int
 
@@ -41,43 +45,41 @@ class Spool:
     def __init__(self, directory: Path, max_bytes: int, stream_prefix: str):
         self.directory = directory
         self.max_bytes = max_bytes
+        self.stream_prefix = stream_prefix
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.stream = f"{stream_prefix}.{self._ensure_epoch()}"
-        self._lock = threading.Condition()
+        self.epoch = secrets.token_hex(4)
+        self.on_append: Callable[[], None] | None = None
+        self.dropped_batches = 0
+        self._lock = threading.Lock()
         self._entries: list[SpoolEntry] = self._scan()
         self._bytes = sum(entry.size for entry in self._entries)
-        self._next_sequence = max(self._read_next_sequence(),
-                                  self._entries[-1].sequence + 1 if self._entries else 0)
-        self.dropped_batches = 0
+        self._next_order = self._entries[-1].order + 1 if self._entries else 0
         self._throttle = Throttle(60.0)
         if self._entries:
             log.info("spool holds unsent batches from an earlier run", extra={"fields": {
                 "batches": len(self._entries), "bytes": self._bytes}})
 
     def batch_id(self, entry: SpoolEntry) -> str:
-        return f"{self.stream}:{entry.sequence}"
+        return f"{self.stream_prefix}.{entry.epoch}:{entry.order}"
 
     def append(self, payload: bytes) -> SpoolEntry:
         """Write one batch durably; drop the oldest batches if the spool would overflow."""
         data = zlib.compress(payload, 1)
         with self._lock:
-            sequence = self._next_sequence
-            self._next_sequence += 1
-            path = self.directory / f"{sequence:016d}.batch"
+            order = self._next_order
+            self._next_order += 1
+            path = self.directory / f"{order:016d}-{self.epoch}.batch"
             _write_durably(path, data)
-            _write_durably(self.directory / "next_sequence", str(self._next_sequence).encode())
-            entry = SpoolEntry(sequence, path, len(data))
+            entry = SpoolEntry(order, self.epoch, path, len(data))
             self._entries.append(entry)
             self._bytes += entry.size
             self._drop_overflow()
-            self._lock.notify_all()
-            return entry
+        if self.on_append is not None:
+            self.on_append()
+        return entry
 
-    def oldest(self, timeout_s: float | None = None) -> SpoolEntry | None:
-        """Return the oldest batch, waiting up to `timeout_s` for one to arrive."""
+    def oldest(self) -> SpoolEntry | None:
         with self._lock:
-            if not self._entries and timeout_s:
-                self._lock.wait(timeout_s)
             return self._entries[0] if self._entries else None
 
     def read(self, entry: SpoolEntry) -> bytes | None:
@@ -103,11 +105,6 @@ class Spool:
             entry.path.unlink()
         except FileNotFoundError:
             pass
-
-    def wake(self) -> None:
-        """Release a thread waiting in `oldest`, for shutdown."""
-        with self._lock:
-            self._lock.notify_all()
 
     @property
     def batches(self) -> int:
@@ -139,29 +136,11 @@ class Spool:
         for path in self.directory.iterdir():
             found = _FILE_RE.match(path.name)
             if found:
-                entries.append(SpoolEntry(int(found.group(1)), path, path.stat().st_size))
+                entries.append(SpoolEntry(int(found.group(1)), found.group(2), path, path.stat().st_size))
             elif path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
-        entries.sort(key=lambda entry: entry.sequence)
+        entries.sort(key=lambda entry: entry.order)
         return entries
-
-    def _ensure_epoch(self) -> str:
-        path = self.directory / "epoch"
-        try:
-            epoch = path.read_text(encoding="ascii").strip()
-            if re.fullmatch(r"[0-9a-f]{8}", epoch):
-                return epoch
-        except FileNotFoundError:
-            pass
-        epoch = secrets.token_hex(4)
-        _write_durably(path, epoch.encode())
-        return epoch
-
-    def _read_next_sequence(self) -> int:
-        try:
-            return int((self.directory / "next_sequence").read_text(encoding="ascii").strip())
-        except (FileNotFoundError, ValueError):
-            return 0
 
 
 def _write_durably(path: Path, data: bytes) -> None:

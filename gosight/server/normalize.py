@@ -45,7 +45,8 @@ _FACTS = {
     "telemetry.sdk.language": "sdk_language", "telemetry.sdk.name": "sdk_name",
 }
 
-_CACHE_LIMIT = 2_000_000
+# Pairs of resource and metric whose series ids are cached; the cache starts over beyond it.
+_CACHE_LIMIT = 200_000
 
 
 @dataclass
@@ -166,14 +167,15 @@ class MetricsDecoder:
                  timestamps_ns: list, values: list, metadata: dict) -> None:
         name = translate.metric_name(metric.name, metric.unit, prom_kind)
         metadata[name] = MetricMetadata(name, prom_kind, metric.unit, metric.description)
-        cache = self._series
-        token = resource.token
+        known = self._known(resource, name)
         for point in points:
-            attributes = tuple([(kv.key, _value_text(kv.value)) for kv in point.attributes])
-            key = (token, name, attributes)
-            series_id = cache.get(key)
+            # Fast key: the string value of every attribute. Only keys without an empty
+            # value are ever stored in `known`, so a hit proves every attribute was a
+            # non-empty string and the key is exact; anything else takes the slow path.
+            key = tuple([(kv.key, kv.value.string_value) for kv in point.attributes])
+            series_id = known.get(key)
             if series_id is None:
-                series_id = self._create(key, resource, name, attributes)
+                series_id = self._lookup(known, key, resource, name, point.attributes)
             series_ids.append(series_id)
             timestamps_ns.append(point.time_unix_nano)
             if point.flags & _NO_RECORDED_VALUE:
@@ -220,18 +222,28 @@ class MetricsDecoder:
 
     def _point(self, resource: _Resource, name: str, attributes: tuple, time_ns: int, value: float,
                series_ids: list, timestamps_ns: list, values: list) -> None:
-        key = (resource.token, name, attributes)
-        series_id = self._series.get(key)
+        known = self._known(resource, name)
+        series_id = known.get(attributes)
         if series_id is None:
-            series_id = self._create(key, resource, name, attributes)
+            series_id = self.registry.get_or_create(build_labels(name, attributes, resource.identity))
+            known[attributes] = series_id
         series_ids.append(series_id)
         timestamps_ns.append(time_ns)
         values.append(value)
 
-    def _create(self, key: tuple, resource: _Resource, name: str, attributes: tuple) -> int:
-        labels = build_labels(name, attributes, resource.identity)
-        series_id = self.registry.get_or_create(labels)
-        self._series[key] = series_id
+    def _known(self, resource: _Resource, name: str) -> dict[tuple, int]:
+        """Return the series ids already seen for one metric of one resource, by attributes."""
+        key = (resource.token, name)
+        known = self._series.get(key)
+        if known is None:
+            known = self._series[key] = {}
+        return known
+
+    def _lookup(self, known: dict, fast_key: tuple, resource: _Resource, name: str, attributes) -> int:
+        exact = tuple((kv.key, _value_text(kv.value)) for kv in attributes)
+        series_id = self.registry.get_or_create(build_labels(name, exact, resource.identity))
+        if exact == fast_key and all(value for _, value in exact):
+            known[fast_key] = series_id
         return series_id
 
     def _resource(self, resource) -> _Resource:

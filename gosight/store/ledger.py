@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-WINDOW = 4096
+WINDOW = 1024
 
 # `<stream>:<sequence>`; the stream is the agent id and a spool epoch.
 BATCH_ID_RE = re.compile(r"^([A-Za-z0-9._-]{1,128}):([0-9]{1,18})$")

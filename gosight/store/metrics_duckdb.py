@@ -152,7 +152,7 @@ class MetricStore:
                 )
             ledger_rows = self._ledger_rows(seen)
             if ledger_rows:
-                con.executemany("INSERT OR REPLACE INTO batch_streams VALUES (?, ?, ?)", ledger_rows)
+                self._save_ledger(ledger_rows)
             con.commit()
         except BaseException:
             _rollback(con)
@@ -227,6 +227,15 @@ class MetricStore:
                 )
             staged.add(batch_id)
         return staged.snapshot_dirty()
+
+    def _save_ledger(self, rows: list[tuple[str, int, bytes]]) -> None:
+        streams = np.empty(len(rows), dtype=object)
+        blobs = np.empty(len(rows), dtype=object)
+        for index, (stream, _, blob) in enumerate(rows):
+            streams[index] = stream
+            blobs[index] = blob
+        frame = {"stream": streams, "max_seq": np.array([row[1] for row in rows], dtype=np.int64), "recent": blobs}
+        self._con.execute("INSERT OR REPLACE INTO batch_streams SELECT stream, max_seq, recent FROM frame")
 
     def compact(self, now_ms: int | None = None) -> int:
         """Move head samples of finished blocks into chunks; return the samples moved."""

@@ -46,11 +46,27 @@ def test_spool_never_reuses_batch_ids(tmp_path: Path):
     used = first.batch_id(entry)
     first.remove(entry)
 
+    # A restart (or a crash) after the spool emptied starts the order again, in a new epoch.
     second = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
     fresh = second.batch_id(second.append(payload(1)))
 
     assert fresh != used
-    assert parse_batch_id(fresh)[1] == parse_batch_id(used)[1] + 1
+    assert parse_batch_id(fresh)[0] != parse_batch_id(used)[0]
+
+
+def test_spool_orders_after_earlier_runs(tmp_path: Path):
+    first = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
+    first.append(payload(0))
+    first.append(payload(1))
+
+    second = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
+    second.append(payload(2))
+    order = []
+    while (entry := second.oldest()) is not None:
+        order.append(second.read(entry)[:4])
+        second.remove(entry)
+
+    assert order == [(0).to_bytes(4, "big"), (1).to_bytes(4, "big"), (2).to_bytes(4, "big")]
 
 
 def test_spool_drops_oldest_when_full(tmp_path: Path):
