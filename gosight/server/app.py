@@ -1,4 +1,4 @@
-"""The Starlette application: REST API, OTLP/HTTP, the server's own metrics."""
+"""The Starlette application: REST API, OTLP/HTTP, the server's own metrics, the dashboard."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from starlette.routing import BaseRoute
 
 from gosight import __version__
 from gosight.server.api import endpoints as endpoints_api
+from gosight.server.api import prometheus as prometheus_api
 from gosight.server.api.errors import http_exception_handler, unhandled_exception_handler
+from gosight.server.live import live_endpoint
 from gosight.server.receivers import otlp_http
-from gosight.server.routing import PUBLIC, route
+from gosight.server.routing import PUBLIC, route, websocket
+from gosight.server.webapp import WebApp
 
 
 async def health(request: Request) -> JSONResponse:
@@ -33,13 +36,16 @@ def core_routes() -> list[BaseRoute]:
         route("/v1/metrics", otlp_http.receive_metrics, permission="metrics:write", methods=("POST",)),
         route("/api/v1/endpoints", endpoints_api.list_endpoints, permission="endpoints:read"),
         route("/api/v1/endpoints/{endpoint_id}", endpoints_api.get_endpoint, permission="endpoints:read"),
+        *prometheus_api.routes(),
+        websocket("/ws/live", live_endpoint, permission="metrics:read"),
     ]
 
 
 def create_app(state: dict[str, Any], extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
     """Build the application; `state` entries become `app.state` attributes for the handlers."""
     app = Starlette(
-        routes=[*core_routes(), *extra_routes],
+        # The dashboard's catch-all for client-side views goes last, after every API route.
+        routes=[*core_routes(), *extra_routes, *WebApp().routes()],
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
     )
     for key, value in state.items():

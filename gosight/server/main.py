@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from gosight.config import Config, join_host_port, split_host_port
 from gosight.server.app import create_app
 from gosight.server.endpoints import EndpointRegistry
 from gosight.server.ingest import IngestPipeline
+from gosight.server.live import LiveHub, engine_evaluator, query_metric_names
 from gosight.server.normalize import MetricsDecoder
 from gosight.server.receivers.control import AgentService
 from gosight.server.receivers.metrics import MetricsReceiver
@@ -27,6 +29,7 @@ from gosight.server.receivers.otlp_grpc import metrics_service_handler
 from gosight.server.selfmetrics import ServerMetrics
 from gosight.store.meta import MetaStore
 from gosight.store.metrics_duckdb import MetricStore
+from gosight.store.promql import Engine
 from gosight.wire import agent_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,8 @@ class _Uvicorn(uvicorn.Server):
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None,
-                on_listening=None) -> None:
+                on_listening: Callable[[Listening], None] | None = None,
+                on_stopping: Callable[[], None] | None = None) -> None:
     """Run the server until `stop` is set or SIGTERM/SIGINT arrives, then shut down cleanly.
 
     Each started part registers its own shutdown step, so a failure half-way through
@@ -105,8 +109,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         agent_service = AgentService(endpoints, metrics, heartbeat_interval_s=5.0)
         grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service)
         shutdown.push_async_callback(_stop_grpc, grpc_server, agent_service, config["server.shutdown_timeout_s"])
+        query_engine = Engine(store, lookback_ms=int(config["query.lookback_delta_s"] * 1000),
+                              max_samples=config["query.max_samples"], timeout_s=config["query.timeout_s"],
+                              max_points_per_series=config["query.max_points_per_series"])
         app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
-                          "metrics_receiver": receiver, "pipeline": pipeline})
+                          "metrics_receiver": receiver, "pipeline": pipeline, "query_engine": query_engine})
+        # Live mode: the dashboard's WebSockets get fresh query results after each commit.
+        live_hub = LiveHub(store.registry, engine_evaluator(query_engine), query_metric_names, metrics=metrics)
+        app.state.live_hub = live_hub
+        pipeline.add_listener(live_hub.on_commit)
+        live_hub.start()
+        shutdown.push_async_callback(live_hub.stop)
         http_address = join_host_port(*http_socket.getsockname()[:2])
         web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                       timeout_graceful_shutdown=config["server.shutdown_timeout_s"]))
@@ -125,6 +138,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
 
         await stop.wait()
         log.info("shutting down")
+        if on_stopping is not None:
+            await asyncio.to_thread(on_stopping)
     log.info("server stopped", extra={"fields": {"drained": pipeline.drained}})
 
 
