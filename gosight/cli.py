@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(server, [SERVER])
     agent = commands.add_parser("agent", help="run the agent: collect host metrics and send them to a server")
     _add_setting_flags(agent, [AGENT])
+    demo = commands.add_parser("demo", help="run a server and a local agent in one process, for a first look")
+    _add_setting_flags(demo, [SERVER, AGENT])
     commands.add_parser("version", help="print the version and exit")
 
     check = commands.add_parser("check-config", help="validate settings from the file, environment and flags")
@@ -74,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "server": _run_server,
         "agent": _run_agent,
+        "demo": _run_demo,
         "version": _print_version,
         "check-config": _check_config,
     }
@@ -128,6 +131,26 @@ def _run_server(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except StartupError as error:
         log.error("server cannot start: %s", error)
+        return EXIT_FAILURE
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from gosight.demo import run_demo
+    from gosight.server.main import StartupError
+
+    flags = _flags(args, [SERVER, AGENT])
+    # The demo's agent talks to the demo's own server, on a gRPC port picked at start.
+    flags.setdefault("agent.server", "127.0.0.1:0")
+    flags.setdefault("server.grpc.listen", "127.0.0.1:0")
+    config = load_config([SERVER, AGENT], flags=flags, config_path=args.config)
+    if config.sources["data_dir"] == "default":
+        config.values["data_dir"] = str(config.data_dir / "demo")
+    configure_logging(config["log.level"], config["log.format"])
+    try:
+        asyncio.run(run_demo(config))
+    except StartupError as error:
+        log.error("demo cannot start: %s", error)
         return EXIT_FAILURE
     return 0
 

@@ -22,9 +22,9 @@ def test_every_setting_is_documented():
     undocumented = [s.name for s in SETTINGS if f"`{s.name}`" not in doc or s.env not in doc]
     short_help = [s.name for s in SETTINGS if len(s.help) < 20]
 
-    assert undocumented == [], "run `gosight check-config --markdown` and update docs/configuration.md"
+    assert undocumented == [], "run python build/gen_config_doc.py"
     assert short_help == []
-    assert describe_settings_markdown() in doc, "docs/configuration.md is out of date with the settings table"
+    assert describe_settings_markdown() in doc, "docs/configuration.md is out of date; run python build/gen_config_doc.py"
 
 
 def test_precedence_file_env_flag(tmp_path: Path):
