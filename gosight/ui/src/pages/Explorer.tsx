@@ -2,7 +2,7 @@
 // instant values. Each query is checked with an instant query first, so an error
 // shows under the query that caused it and the chart draws the others.
 
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Chart, type PanelDef } from '../components/Chart';
 import { Icon } from '../components/Icon';
 import { QueryEditor } from '../components/QueryEditor';
@@ -78,7 +78,14 @@ function ResultTable({ outcome, unit, index }: { outcome: Outcome; unit: Unit; i
 }
 
 export function Explorer({ state }: { state: AppState }) {
-  const [drafts, setDrafts] = useState<string[]>(state.queries.length ? state.queries : ['']);
+  const [drafts, setDraftState] = useState<string[]>(state.queries.length ? state.queries : ['']);
+  // Run reads the drafts from this ref, not from the render's closure: a key press
+  // right after typing can arrive before the re-render that would refresh the closure.
+  const latestDrafts = useRef(drafts);
+  const setDrafts = (next: string[]) => {
+    latestDrafts.current = next;
+    setDraftState(next);
+  };
   const [outcomes, setOutcomes] = useState<Outcome[]>([]);
   const [unitChoice, setUnitChoice] = useState<Unit | 'auto'>('auto');
   const tick = useReloadTick(true);
@@ -115,7 +122,7 @@ export function Explorer({ state }: { state: AppState }) {
   }, [queriesKey, rangeKey, tick]);
 
   const run = () => {
-    const cleaned = drafts.map((draft) => draft.trim()).filter(Boolean);
+    const cleaned = latestDrafts.current.map((draft) => draft.trim()).filter(Boolean);
     navigate({ queries: cleaned });
   };
 
@@ -150,7 +157,9 @@ export function Explorer({ state }: { state: AppState }) {
               label={`Query ${index + 1}`}
               value={draft}
               error={queries[index] === draft.trim() ? outcomes[index]?.error ?? '' : ''}
-              onChange={(text) => setDrafts(drafts.map((item, position) => (position === index ? text : item)))}
+              onChange={(text) =>
+                setDrafts(latestDrafts.current.map((item, position) => (position === index ? text : item)))
+              }
               onSubmit={run}
             />
             {drafts.length > 1 && (
@@ -158,7 +167,7 @@ export function Explorer({ state }: { state: AppState }) {
                 type="button"
                 class="control icon-only"
                 aria-label={`Remove query ${index + 1}`}
-                onClick={() => setDrafts(drafts.filter((_, position) => position !== index))}
+                onClick={() => setDrafts(latestDrafts.current.filter((_, position) => position !== index))}
               >
                 <Icon name="close" />
               </button>
@@ -166,7 +175,7 @@ export function Explorer({ state }: { state: AppState }) {
           </div>
         ))}
         <div class="explorer-actions">
-          <button type="button" class="button" onClick={() => setDrafts([...drafts, ''])}>
+          <button type="button" class="button" onClick={() => setDrafts([...latestDrafts.current, ''])}>
             <Icon name="plus" /> Add query
           </button>
           <label class="field">
