@@ -1,0 +1,100 @@
+"""Single-file executable benchmark: size, server start to first HTTP 200, agent memory.
+
+Measures the executable built by build/build-binary.sh (default dist/gosight):
+- its size on disk;
+- the time from starting `gosight server` to the first HTTP 200 from /healthz, over
+  several starts, each with a fresh data directory (a onefile executable unpacks itself
+  into a new temporary directory on every start, so every start pays that cost);
+- the resident memory of `gosight agent` after a number of collections at a 1 s
+  interval: the bootloader process and the Python process it starts, added together.
+
+Usage: python bench/binary.py [--binary dist/gosight] [--starts 5] [--agent-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.processes import free_port  # noqa: E402
+
+
+def first_200_seconds(binary: Path, data_dir: Path) -> float:
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen([str(binary), "server", "--data-dir", str(data_dir), "--http-listen",
+                                f"127.0.0.1:{port}", "--grpc-listen", "127.0.0.1:0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with status {process.returncode} before answering")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+                    pass
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return time.perf_counter() - started
+            except (OSError, httpx.HTTPError):
+                time.sleep(0.005)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def agent_rss_mib(binary: Path, seconds: float, base: Path) -> tuple[float, float]:
+    """Return the agent's resident memory in MiB (bootloader plus Python), and the Python part alone."""
+    server = subprocess.Popen([str(binary), "server", "--data-dir", str(base / "server"), "--http-listen",
+                               "127.0.0.1:0", "--grpc-listen", f"127.0.0.1:{(grpc_port := free_port())}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen([str(binary), "agent", "--server", f"127.0.0.1:{grpc_port}", "--data-dir",
+                              str(base / "agent"), "--interval", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(seconds)
+        bootloader = psutil.Process(agent.pid)
+        children = bootloader.children(recursive=True)
+        python_rss = sum(child.memory_info().rss for child in children)
+        return (bootloader.memory_info().rss + python_rss) / 2**20, python_rss / 2**20
+    finally:
+        for process in (agent, server):
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", type=Path, default=Path("dist/gosight"))
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--agent-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    if not args.binary.exists():
+        raise SystemExit(f"{args.binary} not found: run build/build-binary.sh first")
+
+    size_mb = args.binary.stat().st_size / 1e6
+    with tempfile.TemporaryDirectory() as base:
+        starts = [first_200_seconds(args.binary, Path(base) / f"start-{index}") for index in range(args.starts)]
+        total_rss, python_rss = agent_rss_mib(args.binary, args.agent_seconds, Path(base))
+
+    print(f"machine: {platform.machine()}, {psutil.cpu_count()} CPUs, "
+          f"{psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}")
+    print(f"binary: {args.binary} {size_mb:.1f} MB ({args.binary.stat().st_size / 2**20:.1f} MiB)  target <= 60 MB")
+    print(f"server start to first HTTP 200: median {statistics.median(starts):.2f} s, "
+          f"min {min(starts):.2f} s, max {max(starts):.2f} s over {len(starts)} starts  target <= 1.5 s")
+    print(f"agent resident memory after {args.agent_seconds:g} s at 1 s: {total_rss:.1f} MiB "
+          f"(Python process {python_rss:.1f} MiB)  target <= 50 MiB")
+
+
+if __name__ == "__main__":
+    main()
