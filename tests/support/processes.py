@@ -108,11 +108,13 @@ class GosightProcess:
         self.process.wait()
 
 
-def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> GosightProcess:
+def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
+          program: list[str] | None = None) -> GosightProcess:
+    """Start `gosight ARGS`; `program` replaces `python -m gosight`, e.g. with the built executable."""
     full_env = {key: value for key, value in os.environ.items() if not key.startswith("GOSIGHT_")}
     full_env.update({"GOSIGHT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
-    command = [sys.executable, "-m", "gosight", *args]
+    command = [*(program or [sys.executable, "-m", "gosight"]), *args]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, env=full_env)
     running = GosightProcess(args=args, process=process, log_path=log_path)
@@ -136,15 +138,16 @@ class Server:
 
 
 def start_server(data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None,
-                 grpc_listen: str = "127.0.0.1:0", http_listen: str = "127.0.0.1:0") -> Server:
+                 grpc_listen: str = "127.0.0.1:0", http_listen: str = "127.0.0.1:0",
+                 program: list[str] | None = None) -> Server:
     proc = spawn(["server", "--data-dir", str(data_dir), "--http-listen", http_listen,
-                  "--grpc-listen", grpc_listen, *extra], log_path, env)
+                  "--grpc-listen", grpc_listen, *extra], log_path, env, program)
     record = proc.wait_for_log("server listening", timeout_s=60.0)
     return Server(proc=proc, data_dir=data_dir, http=record["http"], grpc=record["grpc"])
 
 
 def start_agent(server_grpc: str, data_dir: Path, log_path: Path, *extra: str,
-                env: dict[str, str] | None = None) -> GosightProcess:
-    proc = spawn(["agent", "--server", server_grpc, "--data-dir", str(data_dir), *extra], log_path, env)
+                env: dict[str, str] | None = None, program: list[str] | None = None) -> GosightProcess:
+    proc = spawn(["agent", "--server", server_grpc, "--data-dir", str(data_dir), *extra], log_path, env, program)
     proc.wait_for_log("agent started", timeout_s=60.0)
     return proc
