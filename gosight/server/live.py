@@ -32,10 +32,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from gosight.logconfig import Throttle
 from gosight.model import SampleBatch
 from gosight.server.selfmetrics import ServerMetrics
-from gosight.store.promql import Engine, QueryError, nodes
+from gosight.store.promql import QueryError, nodes
 from gosight.store.promql.errors import BadQueryError
 from gosight.store.promql.format import api_float
 from gosight.store.promql.parse import parse_query
+from gosight.store.query_backend import QueryBackend
 from gosight.store.series import SeriesRegistry
 
 log = logging.getLogger(__name__)
@@ -386,8 +387,8 @@ async def live_endpoint(websocket: WebSocket) -> None:
     await hub.handle(websocket)
 
 
-def engine_evaluator(engine: Engine) -> Evaluate:
-    """Adapt the PromQL engine to the hub: an instant query as a Prometheus vector in JSON form."""
+def engine_evaluator(engine: QueryBackend) -> Evaluate:
+    """Adapt a query backend to the hub: an instant query as a Prometheus vector in JSON form."""
 
     def evaluate(query: str, time_ms: int) -> list[dict[str, Any]]:
         try:

@@ -26,9 +26,10 @@ from starlette.routing import BaseRoute
 from gosight import __version__
 from gosight.model import Labels, Matcher
 from gosight.server.routing import route
-from gosight.store.promql import Engine, QueryError, QueryResult
+from gosight.store.promql import QueryError, QueryResult
 from gosight.store.promql.format import api_floats, api_timestamp
-from gosight.store.promql.parse import format_query, parse_duration_ms, parse_selector
+from gosight.store.promql.parse import format_query, parse_duration_ms, parse_query, parse_selector
+from gosight.store.query_backend import QueryBackend
 
 PREFIX = "/prometheus/api/v1"
 PERMISSION = "metrics:read"
@@ -191,8 +192,9 @@ def parse_matchers(params: Params, required: bool) -> list[tuple[Matcher, ...]]:
     return groups
 
 
-def _engine(request: Request) -> Engine:
-    return request.app.state.query_engine
+def _backend(request: Request) -> QueryBackend:
+    """Return the backend that evaluates metric queries: the embedded engine or VictoriaMetrics."""
+    return request.app.state.query_backend
 
 
 def _now_ms() -> int:
@@ -202,7 +204,7 @@ def _now_ms() -> int:
 # Query endpoints.
 
 async def query(request: Request, params: Params) -> Response:
-    engine = _engine(request)
+    engine = _backend(request)
     time_ms = parse_time_param(params, "time", _now_ms())
     timeout_s = _timeout(params)
     limit = parse_limit(params)
@@ -213,7 +215,7 @@ async def query(request: Request, params: Params) -> Response:
 
 
 async def query_range(request: Request, params: Params) -> Response:
-    engine = _engine(request)
+    engine = _backend(request)
     start_ms = parse_time(params.get("start"), "start")
     end_ms = parse_time(params.get("end"), "end")
     if end_ms < start_ms:
@@ -304,7 +306,7 @@ async def query_exemplars(request: Request, params: Params) -> Response:
     parse_time_param(params, "start", MIN_TIME_MS)
     parse_time_param(params, "end", MAX_TIME_MS)
     try:
-        _engine(request).parse(params.get("query"))
+        parse_query(params.get("query"))
     except QueryError as error:
         raise invalid_parameter("query", str(error)) from None
     return success([])
@@ -318,16 +320,7 @@ async def series(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    store = _engine(request).store
-
-    def select() -> list[Labels]:
-        found: dict[int, Labels] = {}
-        for group in groups:
-            for series_id, labels in store.select_series(group, start_ms, end_ms):
-                found[series_id] = labels
-        return sorted(found.values())
-
-    labels = await run_in_threadpool(select)
+    labels: list[Labels] = await run_in_threadpool(_backend(request).series, groups, start_ms, end_ms)
     return _limited([dict(item) for item in labels], limit)
 
 
@@ -342,15 +335,7 @@ async def labels_endpoint(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    store = _engine(request).store
-
-    def names() -> list[str]:
-        found: set[str] = set()
-        for group in groups:
-            found.update(store.label_names(group, start_ms, end_ms))
-        return sorted(found)
-
-    return _limited(await run_in_threadpool(names), limit)
+    return _limited(await run_in_threadpool(_backend(request).label_names, groups, start_ms, end_ms), limit)
 
 
 async def label_values(request: Request, params: Params) -> Response:
@@ -361,15 +346,8 @@ async def label_values(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    store = _engine(request).store
-
-    def values() -> list[str]:
-        found: set[str] = set()
-        for group in groups:
-            found.update(store.label_values(name, group, start_ms, end_ms))
-        return sorted(found)
-
-    return _limited(await run_in_threadpool(values), limit)
+    values = await run_in_threadpool(_backend(request).label_values, name, groups, start_ms, end_ms)
+    return _limited(values, limit)
 
 
 def unescape_label_name(name: str) -> str:
@@ -411,7 +389,8 @@ async def metadata(request: Request, params: Params) -> Response:
     limit = _optional_int(params, "limit")
     per_metric = _optional_int(params, "limit_per_metric")
     metric = params.get("metric") or None
-    store = _engine(request).store
+    # Metadata stays in the embedded store with either backend: remote write 1.0 carries none.
+    store = request.app.state.store
     data: dict[str, list[dict]] = {}
     for item in store.metadata(metric):
         if limit is not None and limit >= 0 and len(data) >= limit:

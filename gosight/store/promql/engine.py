@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +15,10 @@ from gosight.store.promql.context import EvalContext
 from gosight.store.promql.errors import BadQueryError
 from gosight.store.promql.evaluator import Evaluator
 from gosight.store.promql.parse import parse_query
+
+# Dashboards send the same queries again on every refresh. Trees are never changed
+# after parsing, so threads can share them; a failed parse is not cached.
+_parse_cached = functools.lru_cache(maxsize=1024)(parse_query)
 from gosight.store.promql.values import RangeVector, Scalar, String, Vector
 
 VECTOR = "vector"
@@ -64,7 +69,7 @@ class Engine:
     def instant(self, query: str, time_ms: int, *, timeout_s: float | None = None,
                 lookback_ms: int | None = None) -> QueryResult:
         """Evaluate `query` at one time; a range selector or subquery at the top gives a matrix."""
-        tree = parse_query(query)
+        tree = _parse_cached(query)
         ctx = self._context(query, time_ms, time_ms, 0, timeout_s, lookback_ms)
         times = np.array([time_ms], dtype=np.int64)
         value = Evaluator(ctx).evaluate(tree, times)
@@ -85,7 +90,7 @@ class Engine:
         if points - 1 > self.max_points_per_series:
             raise BadQueryError(f"exceeded maximum resolution of {self.max_points_per_series:,} points per "
                                 "timeseries. Try decreasing the query resolution (?step=XX)")
-        tree = parse_query(query)
+        tree = _parse_cached(query)
         if tree.value_type not in (nodes.SCALAR, nodes.VECTOR):
             kind = "range vector" if tree.value_type == nodes.MATRIX else tree.value_type
             raise BadQueryError(f'invalid expression type "{kind}" for range query, must be Scalar or instant Vector')

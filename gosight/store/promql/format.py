@@ -96,7 +96,13 @@ def api_floats(values: np.ndarray) -> list[str]:
         texts = values[whole_index].astype(np.int64).astype(str).tolist()
         for index, text in zip(whole_index.tolist(), texts):
             out[index] = text
-    for index in np.flatnonzero(~whole).tolist():
+    rest = np.flatnonzero(~whole)
+    with np.errstate(invalid="ignore"):
+        # Python's repr is the shortest round-trip form too, and positional in this range.
+        plain = (np.abs(values[rest]) >= 1e-4) & (np.abs(values[rest]) < _EXACT_INTEGER)
+    for index in rest[plain].tolist():
+        out[index] = repr(float(values[index]))
+    for index in rest[~plain].tolist():
         out[index] = api_float(values[index])
     return out
 

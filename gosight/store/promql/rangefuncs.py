@@ -293,6 +293,9 @@ def _delta(ctx, cells, params, times, node):
 
 
 def _note_non_counters(ctx: EvalContext, cells: Cells, node: nodes.Call) -> None:
+    # Usually every series is a counter, which a set of the distinct names shows at once.
+    if all(not name or name.endswith(_COUNTER_SUFFIXES) for name in set(cells.rv.names)):
+        return
     for row in np.unique(cells.row):
         name = cells.rv.names[row] if row < len(cells.rv.names) else ""
         if name and not name.endswith(_COUNTER_SUFFIXES):
