@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gosight.agent.catalog import _SPECS  # noqa: E402 - needs the repository on sys.path
-from gosight.config import HOST_COLLECTORS  # noqa: E402
+from gosight.config import COLLECTOR_NAMES  # noqa: E402
 
 DEFAULT_NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 START_TIMEOUT_S = 20.0
@@ -67,6 +67,43 @@ node_exporter 1.5.0 scraped at the same moment. Where the two differ:
   network devices, context switches and interrupts.
 """
 
+CADVISOR_DIFFERENCES = """\
+## Container metrics and cAdvisor
+
+The `containers` collector asks Docker or Podman through the Docker Engine API, and
+its metric names, types, units and the labels `name`, `image`, `interface` and
+`device` are cAdvisor's. Each container is an endpoint of its own, `ctr-` and the
+first 12 characters of its id, and its series carry that `endpoint_id`. The labels
+`host`, `instance` and `job` are those of the host's agent, as a Prometheus scrape of
+cAdvisor gives the labels of the cAdvisor target. Where the collector differs from
+cAdvisor:
+
+- `id` is the full container id; cAdvisor's `id` is the container's cgroup path.
+- Container labels become `container_label_<name>` only for the names listed in
+  `agent.containers.labels`; cAdvisor copies all of them unless told otherwise.
+- `container_spec_memory_limit_bytes` is 0 for a container without a memory limit,
+  the engine's own convention; cAdvisor reports what the cgroup's limit file holds.
+- `container_threads` is the engine's `pids_stats.current`, the pids controller's
+  count of tasks. cAdvisor's `container_processes` and `container_tasks_state` are
+  not emitted.
+- `container_state` and `container_health_status` have no cAdvisor counterpart.
+- Statistics are read for running and paused containers only. A container that
+  restarts starts its counters again from 0, which `rate()` treats as a reset.
+- `container_memory_rss`, `container_memory_cache` and
+  `container_memory_working_set_bytes` come from the copy of `memory.stat` in the
+  engine's statistics. Podman's compatible API (4.x) leaves that copy out; the
+  agent then reads the file of the container's cgroup on the host, through
+  `/proc/<pid>/cgroup` of the container's main process. Without either, the three
+  metrics are missing.
+- Network counters come from `/proc/<pid>/net/dev` of the container's main process
+  when the agent can read it, which is cAdvisor's source too, and otherwise from the
+  engine. The loopback interface is left out, and a container on the host's network
+  has no network series, because the `network` collector reports those interfaces.
+- Block I/O is the engine's `blkio_stats.io_service_bytes_recursive`. `device` is
+  `/dev/<name>` when sysfs names the device, else `major:minor`. An engine that
+  reports no entries gives no series.
+"""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,14 +138,14 @@ def render(version: str, families: dict[str, dict[str, str]]) -> str:
         "",
     ]
     lines += render_catalogue()
-    lines += [DIFFERENCES]
+    lines += [DIFFERENCES, CADVISOR_DIFFERENCES]
     lines += render_missing(version, families)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def render_catalogue() -> list[str]:
     lines = ["## Metrics the agent emits", ""]
-    for collector in ("runner", *HOST_COLLECTORS):
+    for collector in ("runner", *COLLECTOR_NAMES):
         specs = [spec for spec in _SPECS if spec.collector == collector]
         title = "agent health (the collection loop)" if collector == "runner" else f"`{collector}` collector"
         lines += [f"### {title}", "", "| Metric | Type | Unit | Labels | Description |", "|---|---|---|---|---|"]

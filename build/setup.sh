@@ -8,9 +8,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 # System packages: Python's venv, Node for the web app, and the real components the
-# tests run against (node_exporter, VictoriaMetrics, Chromium).
+# tests run against (node_exporter, VictoriaMetrics, Chromium, Podman with runc; the
+# test containers use slirp4netns networking, which leaves the host's bridges and
+# firewall alone).
 packages=(python3-venv python3-dev nodejs npm prometheus-node-exporter victoria-metrics chromium
-          busybox-static iproute2)
+          busybox-static iproute2 podman runc slirp4netns)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -22,6 +22,11 @@ LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels every stored series carries, naming the endpoint that reported it.
 IDENTITY_LABELS = ("endpoint_id", "host", "instance", "job")
 
+# OTLP resource attributes that describe an endpoint other than a host, such as a
+# container: its kind, and the endpoint id of the host it runs on.
+ENDPOINT_KIND_ATTRIBUTE = "gosight.endpoint.kind"
+HOST_ENDPOINT_ATTRIBUTE = "gosight.host.endpoint.id"
+
 # A label set: (name, value) pairs sorted by name, `__name__` included. Tuples hash
 # fast and compare by value, so they key the series registry directly.
 Labels = tuple[tuple[str, str], ...]
@@ -108,7 +113,12 @@ class MetricMetadata:
 
 @dataclass
 class Endpoint:
-    """A monitored host or container, as the server tracks it."""
+    """A monitored host or container, as the server tracks it.
+
+    `parent` is the endpoint id of the host a container runs on, empty for hosts.
+    `gone_ms` is when the host's agent last reported the container as removed, 0
+    while it exists.
+    """
 
     endpoint_id: str
     kind: str = "host"
@@ -120,3 +130,5 @@ class Endpoint:
     last_seen_ms: int = 0
     last_data_ms: int = 0
     connected: bool = False
+    parent: str = ""
+    gone_ms: int = 0

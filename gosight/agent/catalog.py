@@ -10,6 +10,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+# Labels of every container series: the full container id, its name and its image.
+CONTAINER_LABELS = ("id", "name", "image")
+
+
 class MetricSpec(NamedTuple):
     name: str
     type: str  # "counter" or "gauge"
@@ -147,6 +151,66 @@ _SPECS: list[MetricSpec] = [
                "processes"),
     MetricSpec("node_processes_max_processes", "gauge", "", "Value at which process IDs wrap around (kernel.pid_max).",
                "processes"),
+    # Containers, one OTLP resource (endpoint ctr-<id>) each. Names, types, units and
+    # the id, name, image, interface and device labels are cAdvisor's. Series also
+    # carry container_label_<name> for the labels listed in agent.containers.labels.
+    *[
+        MetricSpec(name, type_, unit, help_, "containers", CONTAINER_LABELS + extra)
+        for name, type_, unit, extra, help_ in (
+            ("container_cpu_usage_seconds_total", "counter", "s", (),
+             "CPU time the container's processes used, in user and kernel mode, summed over all CPUs."),
+            ("container_cpu_user_seconds_total", "counter", "s", (),
+             "CPU time the container's processes spent in user mode."),
+            ("container_cpu_system_seconds_total", "counter", "s", (),
+             "CPU time the container's processes spent in kernel mode."),
+            ("container_memory_usage_bytes", "gauge", "By", (),
+             "Memory charged to the container's cgroup, page cache included."),
+            ("container_memory_working_set_bytes", "gauge", "By", (),
+             "Memory usage minus inactive file pages: the memory the container is actively using, "
+             "which the kernel cannot reclaim without writing or dropping recently used data."),
+            # cAdvisor's names lack the _bytes suffix. OpenTelemetry's naming rules would add
+            # it to a metric with the unit By, so an empty unit keeps the names unchanged.
+            ("container_memory_rss", "gauge", "", (),
+             "Anonymous memory of the container in bytes (heap, stacks), without page cache: total_rss of "
+             "memory.stat on cgroup v1, anon on cgroup v2."),
+            ("container_memory_cache", "gauge", "", (),
+             "Page cache charged to the container, in bytes: total_cache of memory.stat on cgroup v1, file on "
+             "cgroup v2."),
+            ("container_spec_memory_limit_bytes", "gauge", "By", (),
+             "Memory limit set on the container; 0 when it has none."),
+            ("container_network_receive_bytes_total", "counter", "By", ("interface",),
+             "Bytes received on a network interface of the container."),
+            ("container_network_transmit_bytes_total", "counter", "By", ("interface",),
+             "Bytes sent on a network interface of the container."),
+            ("container_network_receive_packets_total", "counter", "", ("interface",),
+             "Packets received on a network interface of the container."),
+            ("container_network_transmit_packets_total", "counter", "", ("interface",),
+             "Packets sent on a network interface of the container."),
+            ("container_network_receive_errors_total", "counter", "", ("interface",),
+             "Receive errors on a network interface of the container."),
+            ("container_network_transmit_errors_total", "counter", "", ("interface",),
+             "Transmit errors on a network interface of the container."),
+            ("container_network_receive_packets_dropped_total", "counter", "", ("interface",),
+             "Received packets dropped on a network interface of the container."),
+            ("container_network_transmit_packets_dropped_total", "counter", "", ("interface",),
+             "Packets dropped before sending on a network interface of the container."),
+            ("container_fs_reads_bytes_total", "counter", "By", ("device",),
+             "Bytes the container read from a block device, from the cgroup's I/O accounting. Reads served "
+             "from the page cache are not counted."),
+            ("container_fs_writes_bytes_total", "counter", "By", ("device",),
+             "Bytes the container wrote to a block device, from the cgroup's I/O accounting."),
+            ("container_threads", "gauge", "", (),
+             "Tasks (processes and their threads) in the container's cgroup, from the pids controller."),
+            ("container_start_time_seconds", "gauge", "s", (),
+             "Time the container last started, in seconds since the Unix epoch."),
+            ("container_state", "gauge", "", ("state",),
+             "1 for the container's current state and 0 for the others. The states are the engine's: created, "
+             "running, paused, restarting, removing, exited and dead."),
+            ("container_health_status", "gauge", "", ("status",),
+             "1 for the result of the container's health check and 0 for the others: starting, healthy or "
+             "unhealthy. Only containers with a health check have this metric."),
+        )
+    ],
 ]
 
 CATALOG: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

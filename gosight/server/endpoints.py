@@ -5,6 +5,11 @@ data: online when that is recent, idle after `idle_after_s`, offline after
 `offline_after_s`. An agent that says goodbye is offline at once. State lives in
 memory and is saved to the metadata store by `flush`, which the server calls
 periodically and on shutdown.
+
+Containers are endpoints too, linked to their host by `parent`. Their presence comes
+from their data alone. The host's agent lists its live containers in heartbeats; a
+container of that host missing from the list is gone, until data newer than the
+list arrives for it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from gosight.store.meta import MetaStore
 ONLINE = "online"
 IDLE = "idle"
 OFFLINE = "offline"
+GONE = "gone"
+CONTAINER = "container"
 
 
 class EndpointRegistry:
@@ -88,13 +95,45 @@ class EndpointRegistry:
                 endpoint.facts.update(report.facts)
                 if report.job:
                     endpoint.facts.setdefault("job", report.job)
+                if report.kind:
+                    endpoint.kind = report.kind
+                if report.parent:
+                    endpoint.parent = report.parent
+                # Data stamped before the removal was listed is a late delivery from the
+                # agent's spool, not a sign that the container is back.
+                if endpoint.gone_ms and report.last_data_ms > endpoint.gone_ms:
+                    endpoint.gone_ms = 0
                 endpoint.last_seen_ms = now
                 endpoint.last_data_ms = now
                 self._said_goodbye.discard(endpoint_id)
                 self._dirty.add(endpoint_id)
 
+    def containers_listed(self, host_endpoint_id: str, endpoint_ids: list[str], time_ms: int) -> list[str]:
+        """Mark the host's container endpoints missing from `endpoint_ids` as gone at `time_ms`.
+
+        `time_ms` is the agent's clock when it built the list. Return the endpoint ids
+        newly marked gone.
+        """
+        listed = set(endpoint_ids)
+        removed = []
+        with self._lock:
+            for endpoint in self._endpoints.values():
+                if endpoint.kind != CONTAINER or endpoint.parent != host_endpoint_id:
+                    continue
+                if endpoint.endpoint_id in listed:
+                    if endpoint.gone_ms:
+                        endpoint.gone_ms = 0
+                        self._dirty.add(endpoint.endpoint_id)
+                elif not endpoint.gone_ms:
+                    endpoint.gone_ms = time_ms
+                    self._dirty.add(endpoint.endpoint_id)
+                    removed.append(endpoint.endpoint_id)
+        return removed
+
     def status(self, endpoint: Endpoint, now_ms: int | None = None) -> str:
         now_ms = self.now_ms() if now_ms is None else now_ms
+        if endpoint.gone_ms:
+            return GONE
         if endpoint.endpoint_id in self._said_goodbye and not endpoint.connected:
             return OFFLINE
         age = now_ms - endpoint.last_seen_ms
@@ -115,7 +154,7 @@ class EndpointRegistry:
 
     def counts(self) -> dict[str, int]:
         now = self.now_ms()
-        result = {ONLINE: 0, IDLE: 0, OFFLINE: 0}
+        result = {ONLINE: 0, IDLE: 0, OFFLINE: 0, GONE: 0}
         for endpoint in self.all():
             result[self.status(endpoint, now)] += 1
         return result
@@ -131,4 +170,5 @@ def _copy(endpoint: Endpoint) -> Endpoint:
     return Endpoint(endpoint_id=endpoint.endpoint_id, kind=endpoint.kind, hostname=endpoint.hostname,
                     agent_id=endpoint.agent_id, labels=dict(endpoint.labels), facts=dict(endpoint.facts),
                     first_seen_ms=endpoint.first_seen_ms, last_seen_ms=endpoint.last_seen_ms,
-                    last_data_ms=endpoint.last_data_ms, connected=endpoint.connected)
+                    last_data_ms=endpoint.last_data_ms, connected=endpoint.connected, parent=endpoint.parent,
+                    gone_ms=endpoint.gone_ms)

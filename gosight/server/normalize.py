@@ -26,7 +26,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from gosight.model import IDENTITY_LABELS, STALE_NAN, Labels, MetricMetadata, SampleBatch, make_labels
+from gosight.model import (
+    ENDPOINT_KIND_ATTRIBUTE,
+    HOST_ENDPOINT_ATTRIBUTE,
+    IDENTITY_LABELS,
+    STALE_NAN,
+    Labels,
+    MetricMetadata,
+    SampleBatch,
+    make_labels,
+)
 from gosight.server import translate
 from gosight.store.series import SeriesRegistry
 
@@ -43,6 +52,8 @@ _FACTS = {
     "os.type": "os", "os.description": "os_version", "os.name": "platform", "os.version": "kernel_version",
     "host.arch": "arch", "service.version": "agent_version", "host.id": "host_id",
     "telemetry.sdk.language": "sdk_language", "telemetry.sdk.name": "sdk_name",
+    "container.id": "container_id", "container.name": "container_name", "container.image.name": "image",
+    "container.runtime": "runtime",
 }
 
 # Pairs of resource and metric whose series ids are cached; the cache starts over beyond it.
@@ -61,6 +72,10 @@ class EndpointReport:
     facts: dict[str, str]
     labels: dict[str, str]
     last_data_ms: int = 0
+    # "container" for a container an agent reports; empty without gosight.endpoint.kind.
+    kind: str = ""
+    # Endpoint id of the host the container runs on.
+    parent: str = ""
 
 
 @dataclass
@@ -273,7 +288,9 @@ def resource_identity(attributes: dict[str, str]) -> tuple[dict[str, str], Endpo
 
     facts = {short: attributes[key] for key, short in _FACTS.items() if attributes.get(key)}
     report = EndpointReport(endpoint_id=endpoint_id, hostname=hostname, agent_id=attributes.get(AGENT_ATTRIBUTE, ""),
-                            job=job, instance=instance, facts=facts, labels=extra)
+                            job=job, instance=instance, facts=facts, labels=extra,
+                            kind=attributes.get(ENDPOINT_KIND_ATTRIBUTE, ""),
+                            parent=attributes.get(HOST_ENDPOINT_ATTRIBUTE, ""))
     return identity, report
 
 

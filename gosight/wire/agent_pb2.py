@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gosight/wire/agent.proto\x12\ngosight.v1\"\x8e\x01\n\x0c\x41gentMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.gosight.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.gosight.v1.HeartbeatH\x00\x12&\n\x07goodbye\x18\x03 \x01(\x0b\x32\x13.gosight.v1.GoodbyeH\x00\x42\x06\n\x04kind\"\xfd\x02\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0f\n\x07host_id\x18\x04 \x01(\t\x12\n\n\x02os\x18\x05 \x01(\t\x12\x12\n\nos_version\x18\x06 \x01(\t\x12\x10\n\x08platform\x18\x07 \x01(\t\x12\x16\n\x0ekernel_version\x18\x08 \x01(\t\x12\x0c\n\x04\x61rch\x18\t \x01(\t\x12\x15\n\ragent_version\x18\n \x01(\t\x12-\n\x06labels\x18\x0b \x03(\x0b\x32\x1d.gosight.v1.Hello.LabelsEntry\x12\x19\n\x11\x62oot_time_unix_ms\x18\x0c \x01(\x03\x12\x1a\n\x12start_time_unix_ms\x18\r \x01(\x03\x12\x12\n\ninterval_s\x18\x0e \x01(\x01\x12\x12\n\ncollectors\x18\x0f \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"|\n\tHeartbeat\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x15\n\rspool_batches\x18\x02 \x01(\x04\x12\x13\n\x0bspool_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x64ropped_batches\x18\x04 \x01(\x04\x12\x14\n\x0csent_batches\x18\x05 \x01(\x04\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"?\n\rServerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.gosight.v1.WelcomeH\x00\x42\x06\n\x04kind\"T\n\x07Welcome\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x13\n\x0b\x65ndpoint_id\x18\x03 \x01(\t2R\n\x0c\x41gentService\x12\x42\n\x07\x43onnect\x12\x18.gosight.v1.AgentMessage\x1a\x19.gosight.v1.ServerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gosight/wire/agent.proto\x12\ngosight.v1\"\x8e\x01\n\x0c\x41gentMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.gosight.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.gosight.v1.HeartbeatH\x00\x12&\n\x07goodbye\x18\x03 \x01(\x0b\x32\x13.gosight.v1.GoodbyeH\x00\x42\x06\n\x04kind\"\xfd\x02\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0f\n\x07host_id\x18\x04 \x01(\t\x12\n\n\x02os\x18\x05 \x01(\t\x12\x12\n\nos_version\x18\x06 \x01(\t\x12\x10\n\x08platform\x18\x07 \x01(\t\x12\x16\n\x0ekernel_version\x18\x08 \x01(\t\x12\x0c\n\x04\x61rch\x18\t \x01(\t\x12\x15\n\ragent_version\x18\n \x01(\t\x12-\n\x06labels\x18\x0b \x03(\x0b\x32\x1d.gosight.v1.Hello.LabelsEntry\x12\x19\n\x11\x62oot_time_unix_ms\x18\x0c \x01(\x03\x12\x1a\n\x12start_time_unix_ms\x18\r \x01(\x03\x12\x12\n\ninterval_s\x18\x0e \x01(\x01\x12\x12\n\ncollectors\x18\x0f \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xab\x01\n\tHeartbeat\x12\x14\n\x0ctime_unix_ms\x18\x01 \x01(\x03\x12\x15\n\rspool_batches\x18\x02 \x01(\x04\x12\x13\n\x0bspool_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x64ropped_batches\x18\x04 \x01(\x04\x12\x14\n\x0csent_batches\x18\x05 \x01(\x04\x12-\n\ncontainers\x18\x06 \x01(\x0b\x32\x19.gosight.v1.ContainerList\"%\n\rContainerList\x12\x14\n\x0c\x65ndpoint_ids\x18\x01 \x03(\t\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"?\n\rServerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.gosight.v1.WelcomeH\x00\x42\x06\n\x04kind\"T\n\x07Welcome\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x13\n\x0b\x65ndpoint_id\x18\x03 \x01(\t2R\n\x0c\x41gentService\x12\x42\n\x07\x43onnect\x12\x18.gosight.v1.AgentMessage\x1a\x19.gosight.v1.ServerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,14 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLO']._serialized_end=567
   _globals['_HELLO_LABELSENTRY']._serialized_start=522
   _globals['_HELLO_LABELSENTRY']._serialized_end=567
-  _globals['_HEARTBEAT']._serialized_start=569
-  _globals['_HEARTBEAT']._serialized_end=693
-  _globals['_GOODBYE']._serialized_start=695
-  _globals['_GOODBYE']._serialized_end=720
-  _globals['_SERVERMESSAGE']._serialized_start=722
-  _globals['_SERVERMESSAGE']._serialized_end=785
-  _globals['_WELCOME']._serialized_start=787
-  _globals['_WELCOME']._serialized_end=871
-  _globals['_AGENTSERVICE']._serialized_start=873
-  _globals['_AGENTSERVICE']._serialized_end=955
+  _globals['_HEARTBEAT']._serialized_start=570
+  _globals['_HEARTBEAT']._serialized_end=741
+  _globals['_CONTAINERLIST']._serialized_start=743
+  _globals['_CONTAINERLIST']._serialized_end=780
+  _globals['_GOODBYE']._serialized_start=782
+  _globals['_GOODBYE']._serialized_end=807
+  _globals['_SERVERMESSAGE']._serialized_start=809
+  _globals['_SERVERMESSAGE']._serialized_end=872
+  _globals['_WELCOME']._serialized_start=874
+  _globals['_WELCOME']._serialized_end=958
+  _globals['_AGENTSERVICE']._serialized_start=960
+  _globals['_AGENTSERVICE']._serialized_end=1042
 # @@protoc_insertion_point(module_scope)

@@ -58,18 +58,26 @@ class Hello(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., hostname: _Optional[str] = ..., host_id: _Optional[str] = ..., os: _Optional[str] = ..., os_version: _Optional[str] = ..., platform: _Optional[str] = ..., kernel_version: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., boot_time_unix_ms: _Optional[int] = ..., start_time_unix_ms: _Optional[int] = ..., interval_s: _Optional[float] = ..., collectors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("time_unix_ms", "spool_batches", "spool_bytes", "dropped_batches", "sent_batches")
+    __slots__ = ("time_unix_ms", "spool_batches", "spool_bytes", "dropped_batches", "sent_batches", "containers")
     TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_BATCHES_FIELD_NUMBER: _ClassVar[int]
     SPOOL_BYTES_FIELD_NUMBER: _ClassVar[int]
     DROPPED_BATCHES_FIELD_NUMBER: _ClassVar[int]
     SENT_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     time_unix_ms: int
     spool_batches: int
     spool_bytes: int
     dropped_batches: int
     sent_batches: int
-    def __init__(self, time_unix_ms: _Optional[int] = ..., spool_batches: _Optional[int] = ..., spool_bytes: _Optional[int] = ..., dropped_batches: _Optional[int] = ..., sent_batches: _Optional[int] = ...) -> None: ...
+    containers: ContainerList
+    def __init__(self, time_unix_ms: _Optional[int] = ..., spool_batches: _Optional[int] = ..., spool_bytes: _Optional[int] = ..., dropped_batches: _Optional[int] = ..., sent_batches: _Optional[int] = ..., containers: _Optional[_Union[ContainerList, _Mapping]] = ...) -> None: ...
+
+class ContainerList(_message.Message):
+    __slots__ = ("endpoint_ids",)
+    ENDPOINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    endpoint_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, endpoint_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Goodbye(_message.Message):
     __slots__ = ("reason",)

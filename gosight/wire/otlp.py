@@ -10,6 +10,7 @@ staleness marker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
@@ -28,16 +29,39 @@ def resource_attributes(attributes: Mapping[str, str]) -> list[KeyValue]:
     return [_string_attribute(key, value) for key, value in attributes.items() if value != ""]
 
 
+class ResourceGroup(NamedTuple):
+    """The points of one OTLP resource within a request."""
+
+    resource: Sequence[KeyValue]
+    points: Sequence[Point]
+    stale: Sequence[Point] = ()
+
+
 def encode_request(points: Sequence[Point], stale: Iterable[Point], time_ms: int, start_time_ms: int,
                    resource: Sequence[KeyValue], scope_version: str,
                    catalog: Mapping[str, MetricSpec]) -> ExportMetricsServiceRequest:
     """Encode one collection as a single-resource request; `stale` points get the no-value flag."""
+    group = ResourceGroup(resource, points, list(stale))
+    return encode_resources([group], time_ms, start_time_ms, scope_version, catalog)
+
+
+def encode_resources(groups: Iterable[ResourceGroup], time_ms: int, start_time_ms: int, scope_version: str,
+                     catalog: Mapping[str, MetricSpec]) -> ExportMetricsServiceRequest:
+    """Encode one collection as a request with one ResourceMetrics per group, in the order given."""
     request = ExportMetricsServiceRequest()
+    for group in groups:
+        _encode_group(request, group, time_ms, start_time_ms, scope_version, catalog)
+    return request
+
+
+def _encode_group(request: ExportMetricsServiceRequest, group: ResourceGroup, time_ms: int, start_time_ms: int,
+                  scope_version: str, catalog: Mapping[str, MetricSpec]) -> None:
     resource_metrics = request.resource_metrics.add()
-    resource_metrics.resource.attributes.extend(resource)
+    resource_metrics.resource.attributes.extend(group.resource)
     scope_metrics = resource_metrics.scope_metrics.add()
     scope_metrics.scope.name = "gosight-agent"
     scope_metrics.scope.version = scope_version
+    points, stale = group.points, group.stale
 
     time_ns = time_ms * 1_000_000
     start_ns = start_time_ms * 1_000_000
@@ -52,7 +76,6 @@ def encode_request(points: Sequence[Point], stale: Iterable[Point], time_ms: int
         if data_points is None:
             data_points = by_name[name] = _new_metric(scope_metrics, name, catalog)
         _add_point(data_points, labels, 0.0, time_ns, start_ns, _NO_RECORDED_VALUE)
-    return request
 
 
 def _new_metric(scope_metrics, name: str, catalog: Mapping[str, MetricSpec]):

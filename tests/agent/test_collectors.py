@@ -19,7 +19,7 @@ from gosight.agent.catalog import _SPECS, CATALOG
 from gosight.agent.collectors import COLLECTORS, build_collectors, cpu, filesystem, host, procfs
 from gosight.agent.collectors.base import Sample
 from gosight.agent.collectors.filesystem import FilesystemCollector, FsUsage, Mount
-from gosight.config import HOST_COLLECTORS, Config, load_config
+from gosight.config import COLLECTOR_NAMES, HOST_COLLECTORS, Config, load_config
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux /proc files")
 
@@ -52,11 +52,11 @@ def only(samples: list[Sample], name: str) -> float:
 # --- registry and catalogue
 
 
-def test_registry_matches_host_collectors():
-    assert tuple(COLLECTORS) == HOST_COLLECTORS, f"registry order {tuple(COLLECTORS)}"
+def test_registry_matches_collector_names():
+    assert tuple(COLLECTORS) == COLLECTOR_NAMES, f"registry order {tuple(COLLECTORS)}"
 
 
-@pytest.mark.parametrize("name", HOST_COLLECTORS)
+@pytest.mark.parametrize("name", COLLECTOR_NAMES)
 def test_registry_class_names_itself(name):
     assert COLLECTORS[name].name == name, f"{COLLECTORS[name]} has name {COLLECTORS[name].name!r}"
 
@@ -72,7 +72,7 @@ def test_build_collectors_follows_setting():
 def test_build_collectors_default_builds_all(config):
     built = build_collectors(config)
 
-    assert [collector.name for collector in built] == list(HOST_COLLECTORS), f"built {built}"
+    assert [collector.name for collector in built] == list(COLLECTOR_NAMES), f"built {built}"
 
 
 def test_catalogue_names_unique():
@@ -86,7 +86,7 @@ def test_catalogue_entry_well_formed(spec):
     assert spec.type in ("counter", "gauge"), f"{spec.name} has type {spec.type!r}"
     assert spec.unit in ("s", "By", "1", ""), f"{spec.name} has unit {spec.unit!r}"
     assert spec.help.endswith("."), f"{spec.name} help is not a sentence: {spec.help!r}"
-    assert spec.collector in HOST_COLLECTORS + ("runner",), f"{spec.name} has collector {spec.collector!r}"
+    assert spec.collector in COLLECTOR_NAMES + ("runner",), f"{spec.name} has collector {spec.collector!r}"
     for label in spec.labels:
         assert LABEL_NAME.match(label), f"{spec.name} has invalid label name {label!r}"
         assert not label.startswith("__"), f"{spec.name} uses reserved label name {label!r}"

@@ -1,7 +1,8 @@
-"""The host collectors, registered by name in the order of HOST_COLLECTORS."""
+"""The collectors, registered by name in the order of COLLECTOR_NAMES: the host's, then the containers'."""
 
 from __future__ import annotations
 
+from gosight.agent.collectors.containers import ContainersCollector
 from gosight.agent.collectors.cpu import CpuCollector
 from gosight.agent.collectors.disk import DiskCollector
 from gosight.agent.collectors.filesystem import FilesystemCollector
@@ -23,6 +24,7 @@ COLLECTORS: dict[str, type] = {
         NetworkCollector,
         HostCollector,
         ProcessesCollector,
+        ContainersCollector,
     )
 }
 

@@ -1,8 +1,11 @@
 """REST resource: endpoints (hosts and containers) and their presence.
 
-GET /api/v1/endpoints takes optional filters `status`, `kind`, `q` (substring of id,
-host name or a label value) and `label` (`name=value`, repeatable), sorting with
-`sort` (a field name, `-` prefix for descending) and paging with `limit` and `offset`.
+GET /api/v1/endpoints takes optional filters: `status`, `kind` (host or container),
+`host` (the endpoint id of the host whose containers to list), `q` (substring of id,
+host name or a label value) and `label` (`name=value`, repeatable). It sorts with
+`sort` (a field name, `-` prefix for descending) and pages with `limit` and `offset`.
+A container's `parent` is its host's endpoint id; `status` is "gone" once its host's
+agent reported it removed, and `gone_at` says when.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from starlette.responses import JSONResponse
 
 from gosight.model import Endpoint
 from gosight.server.api.errors import ApiError
-from gosight.server.endpoints import IDLE, OFFLINE, ONLINE, EndpointRegistry
+from gosight.server.endpoints import GONE, IDLE, OFFLINE, ONLINE, EndpointRegistry
 
-_STATUSES = (ONLINE, IDLE, OFFLINE)
-_SORT_FIELDS = ("endpoint_id", "hostname", "status", "last_seen", "first_seen", "kind")
+_STATUSES = (ONLINE, IDLE, OFFLINE, GONE)
+_SORT_FIELDS = ("endpoint_id", "hostname", "status", "last_seen", "first_seen", "kind", "parent")
 MAX_LIMIT = 10_000
 
 
@@ -41,6 +44,8 @@ def endpoint_json(registry: EndpointRegistry, endpoint: Endpoint, now_ms: int) -
         "first_seen": rfc3339(endpoint.first_seen_ms),
         "last_seen": rfc3339(endpoint.last_seen_ms),
         "last_data": rfc3339(endpoint.last_data_ms),
+        "parent": endpoint.parent,
+        "gone_at": rfc3339(endpoint.gone_ms),
     }
 
 
@@ -64,6 +69,8 @@ async def list_endpoints(request: Request) -> JSONResponse:
         rows = [row for row in rows if row["status"] == status]
     if kind := params.get("kind"):
         rows = [row for row in rows if row["kind"] == kind]
+    if host := params.get("host"):
+        rows = [row for row in rows if row["parent"] == host]
     if query := params.get("q", "").strip().lower():
         rows = [row for row in rows if _matches_text(row, query)]
     for name, value in label_filters:

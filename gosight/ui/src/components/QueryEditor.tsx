@@ -98,10 +98,14 @@ export function QueryEditor({ id, value, error, label, onChange, onSubmit }: Que
   const accept = (item: string) => {
     const input = inputRef.current;
     if (!input) return;
-    const result = applyCompletion(value, input.selectionStart ?? value.length, context, item);
+    // Read the text from the element: keys typed since the last render are not in `value` yet.
+    const current = input.value;
+    const result = applyCompletion(current, input.selectionStart ?? current.length, context, item);
     onChange(result.text);
     close();
     requestAnimationFrame(() => {
+      // Move the caret only if nothing was typed meanwhile, or it would jump back mid-word.
+      if (input.value !== result.text) return;
       input.focus();
       input.setSelectionRange(result.caret, result.caret);
     });

@@ -5,7 +5,7 @@ import { formatPercent } from '../lib/format';
 import { followLink, hrefFor } from '../lib/state';
 import type { AppState } from '../lib/url';
 
-const STATUS_TEXT: Record<string, string> = { online: 'Online', idle: 'Idle', offline: 'Offline' };
+const STATUS_TEXT: Record<string, string> = { online: 'Online', idle: 'Idle', offline: 'Offline', gone: 'Gone' };
 
 export function StatusBadge({ status }: { status: string }) {
   return (

@@ -34,8 +34,10 @@ export interface EndpointFacts {
 
 export interface Endpoint {
   endpoint_id: string;
+  /** "host", or "container" for a container an agent reports. */
   kind: string;
-  status: 'online' | 'idle' | 'offline';
+  /** "gone" only for a container that its host's agent reported removed. */
+  status: 'online' | 'idle' | 'offline' | 'gone';
   hostname: string;
   agent_id: string;
   connected: boolean;
@@ -44,6 +46,9 @@ export interface Endpoint {
   first_seen: string | null;
   last_seen: string | null;
   last_data: string | null;
+  /** Endpoint id of the host a container runs on; empty for hosts. */
+  parent: string;
+  gone_at: string | null;
 }
 
 export interface EndpointList {
@@ -173,6 +178,9 @@ export interface EndpointQuery {
   search?: string;
   status?: string;
   label?: string;
+  kind?: string;
+  /** Endpoint id of a host: only its containers. */
+  host?: string;
   sort?: string;
   limit: number;
   offset?: number;
@@ -184,6 +192,8 @@ export function listEndpoints(query: EndpointQuery, signal?: AbortSignal): Promi
   if (query.search) params.set('q', query.search);
   if (query.status) params.set('status', query.status);
   if (query.label) params.set('label', query.label);
+  if (query.kind) params.set('kind', query.kind);
+  if (query.host) params.set('host', query.host);
   if (query.sort) params.set('sort', query.sort);
   return getJSON<EndpointList>('/api/v1/endpoints', params, signal);
 }

@@ -13,7 +13,7 @@ describe('URL state round trips', () => {
     ['endpoints with filters and paging', {
       ...DEFAULT_STATE,
       page: 'endpoints',
-      list: { search: 'web 01', status: 'idle', label: 'env=prod', sort: '-last_seen', page: 3, pageSize: 100 },
+      list: { search: 'web 01', status: 'idle', kind: 'container', label: 'env=prod', sort: '-last_seen', page: 3, pageSize: 100 },
     }],
     ['endpoint detail with a tab and an absolute range', {
       ...DEFAULT_STATE,

@@ -13,13 +13,15 @@ import {
 } from './time';
 
 export type Page = 'overview' | 'endpoints' | 'endpoint' | 'explore' | 'notfound';
-export type Status = '' | 'online' | 'idle' | 'offline';
+export type Status = '' | 'online' | 'idle' | 'offline' | 'gone';
+export type Kind = '' | 'host' | 'container';
 export type ExplorerView = 'graph' | 'table';
 
 /** Filters and paging of the endpoints table. */
 export interface ListState {
   search: string;
   status: Status;
+  kind: Kind;
   label: string;
   sort: string;
   page: number;
@@ -41,7 +43,15 @@ export const PAGE_SIZES = [25, 50, 100, 200] as const;
 export const DEFAULT_TAB = 'overview';
 export const DEFAULT_SORT = 'hostname';
 
-export const DEFAULT_LIST: ListState = { search: '', status: '', label: '', sort: DEFAULT_SORT, page: 1, pageSize: 50 };
+export const DEFAULT_LIST: ListState = {
+  search: '',
+  status: '',
+  kind: '',
+  label: '',
+  sort: DEFAULT_SORT,
+  page: 1,
+  pageSize: 50,
+};
 
 export const DEFAULT_STATE: AppState = {
   page: 'overview',
@@ -54,7 +64,8 @@ export const DEFAULT_STATE: AppState = {
   list: DEFAULT_LIST,
 };
 
-const STATUSES: readonly Status[] = ['online', 'idle', 'offline'];
+const STATUSES: readonly Status[] = ['online', 'idle', 'offline', 'gone'];
+const KINDS: readonly Kind[] = ['host', 'container'];
 
 /** Parse a path and query string into the app state; unknown or invalid values fall back to defaults. */
 export function parseState(pathname: string, search: string): AppState {
@@ -112,11 +123,13 @@ function parseRefresh(text: string | null): Refresh {
 
 function parseList(params: URLSearchParams): ListState {
   const status = params.get('status') as Status | null;
+  const kind = params.get('kind') as Kind | null;
   const page = Number(params.get('page'));
   const pageSize = Number(params.get('size'));
   return {
     search: params.get('search') ?? '',
     status: status && STATUSES.includes(status) ? status : '',
+    kind: kind && KINDS.includes(kind) ? kind : '',
     label: params.get('label') ?? '',
     sort: params.get('sort') || DEFAULT_SORT,
     page: Number.isInteger(page) && page >= 1 ? page : 1,
@@ -168,6 +181,7 @@ function writeRange(params: URLSearchParams, range: TimeRange): void {
 function writeList(params: URLSearchParams, list: ListState): void {
   if (list.search) params.set('search', list.search);
   if (list.status) params.set('status', list.status);
+  if (list.kind) params.set('kind', list.kind);
   if (list.label) params.set('label', list.label);
   if (list.sort !== DEFAULT_SORT) params.set('sort', list.sort);
   if (list.page !== 1) params.set('page', String(list.page));

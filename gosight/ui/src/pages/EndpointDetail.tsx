@@ -1,14 +1,18 @@
-// Endpoint detail: facts of one endpoint and tabs of charts (see ENDPOINT_TABS).
+// Endpoint detail: facts of one host and tabs of charts (see ENDPOINT_TABS), or the
+// container detail view for container endpoints.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Chart } from '../components/Chart';
 import { ErrorMessage, Link, StatusBadge } from '../components/Status';
 import { TabPanel, Tabs } from '../components/Tabs';
 import { ApiError, getEndpoint, isAbort, type Endpoint } from '../lib/api';
+import { isContainerEndpoint } from '../lib/containers';
 import { formatAgo, formatDateTime, formatDuration } from '../lib/format';
 import { navigate, useReloadTick } from '../lib/state';
 import type { AppState } from '../lib/url';
-import { ENDPOINT_TABS, endpointSelector } from './panels';
+import { ContainerDetail } from './ContainerDetail';
+import { ContainersTab, useContainerCount } from './ContainersTab';
+import { ENDPOINT_TABS, endpointSelector, visibleTabs } from './panels';
 
 function Facts({ endpoint }: { endpoint: Endpoint }) {
   const { facts } = endpoint;
@@ -48,6 +52,10 @@ function Facts({ endpoint }: { endpoint: Endpoint }) {
 }
 
 export function EndpointDetail({ state }: { state: AppState }) {
+  return isContainerEndpoint(state.endpoint) ? <ContainerDetail state={state} /> : <HostDetail state={state} />;
+}
+
+function HostDetail({ state }: { state: AppState }) {
   const tick = useReloadTick();
   const [endpoint, setEndpoint] = useState<Endpoint | null>(null);
   const [error, setError] = useState('');
@@ -68,9 +76,11 @@ export function EndpointDetail({ state }: { state: AppState }) {
     return () => controller.abort();
   }, [state.endpoint, tick]);
 
-  const tab = ENDPOINT_TABS.find((item) => item.id === state.tab) ?? ENDPOINT_TABS[0];
+  const containerCount = useContainerCount(state.endpoint);
+  const tabs = visibleTabs(ENDPOINT_TABS, containerCount, state.tab);
+  const tab = tabs.find((item) => item.id === state.tab) ?? tabs[0];
   const selector = endpointSelector(state.endpoint);
-  const panels = useMemo(() => tab.panels(selector), [tab, selector]);
+  const panels = useMemo(() => (tab.scope ? [] : tab.panels(selector)), [tab, selector]);
   const intervalS = Number(endpoint?.facts.interval_s) || 10;
   // Charts wait for the endpoint, whose collection interval sets their step; starting
   // them earlier would fetch every range twice.
@@ -109,13 +119,16 @@ export function EndpointDetail({ state }: { state: AppState }) {
       {error && <ErrorMessage message={error} />}
       {endpoint && <Facts endpoint={endpoint} />}
       <Tabs
-        tabs={ENDPOINT_TABS}
+        tabs={tabs}
         selected={tab.id}
         onSelect={(id) => navigate({ tab: id })}
         label="Endpoint metrics"
         idPrefix="endpoint"
       />
       <TabPanel idPrefix="endpoint" id={tab.id}>
+        {tab.scope === 'containers' && chartsReady && (
+          <ContainersTab hostId={state.endpoint} tab={tab} range={state.range} refresh={state.refresh} intervalS={intervalS} />
+        )}
         <div class="grid grid-2" key={tab.id}>
           {chartsReady && panels.map((panel) => (
             <Chart

@@ -1,19 +1,22 @@
-// Endpoints: a paged table filtered and sorted by the endpoints API. The CPU,
-// memory and disk columns come from one PromQL query for the rows on the page.
+// Endpoints: a paged table of hosts and containers, filtered and sorted by the
+// endpoints API. The CPU, memory and disk columns come from one PromQL query for the
+// hosts on the page and one for the containers.
 
 import { useEffect, useState } from 'preact/hooks';
 import { ErrorMessage, Link, Meter, StatusBadge } from '../components/Status';
 import { Icon } from '../components/Icon';
 import { isAbort, listEndpoints, type Endpoint, type EndpointList } from '../lib/api';
+import { endpointName, fetchContainerStatus, isContainerEndpoint, memoryPercentOfLimit } from '../lib/containers';
 import { formatAgo, formatDuration } from '../lib/format';
 import { navigate, useReloadTick } from '../lib/state';
 import { fetchUsage, type Usage } from '../lib/usage';
-import { PAGE_SIZES, type AppState, type ListState, type Status } from '../lib/url';
+import { PAGE_SIZES, type AppState, type Kind, type ListState, type Status } from '../lib/url';
 
 const SEARCH_DELAY_MS = 250;
 
 function describeOs(endpoint: Endpoint): string {
   const { facts } = endpoint;
+  if (endpoint.kind === 'container') return facts.image || '–';
   return facts.os_version || facts.platform || facts.os || '–';
 }
 
@@ -26,6 +29,20 @@ function uptime(endpoint: Endpoint, nowMs: number): string {
 function lastSeen(endpoint: Endpoint, nowMs: number): string {
   if (!endpoint.last_seen) return 'never';
   return formatAgo(Date.parse(endpoint.last_seen), nowMs);
+}
+
+/** Fetch the usage columns: host metrics for hosts, and CPU and memory of the limit for containers. */
+async function fetchTableUsage(endpoints: Endpoint[], signal: AbortSignal): Promise<Map<string, Usage>> {
+  const ids = endpoints.map((endpoint) => endpoint.endpoint_id);
+  const containerIds = ids.filter(isContainerEndpoint);
+  const [hosts, containers] = await Promise.all([
+    fetchUsage(ids.filter((id) => !isContainerEndpoint(id)), signal),
+    fetchContainerStatus(containerIds, signal),
+  ]);
+  for (const [id, status] of containers) {
+    hosts.set(id, { cpu: status.cpu, memory: memoryPercentOfLimit(status) });
+  }
+  return hosts;
 }
 
 const SORTABLE: Record<string, string> = { status: 'Status', hostname: 'Hostname', last_seen: 'Last seen' };
@@ -105,6 +122,19 @@ function Filters({ list }: { list: ListState }) {
           <option value="online">Online</option>
           <option value="idle">Idle</option>
           <option value="offline">Offline</option>
+          <option value="gone">Gone (removed containers)</option>
+        </select>
+      </label>
+      <label class="field">
+        <span>Kind</span>
+        <select
+          value={list.kind}
+          onChange={(event) => navigate({ list: { ...list, kind: event.currentTarget.value as Kind, page: 1 } })}
+          data-testid="kind-filter"
+        >
+          <option value="">Any</option>
+          <option value="host">Hosts</option>
+          <option value="container">Containers</option>
         </select>
       </label>
       <form class="field" onSubmit={applyLabel}>
@@ -180,6 +210,7 @@ export function Endpoints({ state }: { state: AppState }) {
     const query = {
       search: list.search,
       status: list.status,
+      kind: list.kind,
       label: list.label,
       sort: list.sort,
       limit: list.pageSize,
@@ -190,7 +221,7 @@ export function Endpoints({ state }: { state: AppState }) {
         setResult(page);
         setError('');
         try {
-          setUsage(await fetchUsage(page.endpoints.map((endpoint) => endpoint.endpoint_id), controller.signal));
+          setUsage(await fetchTableUsage(page.endpoints, controller.signal));
           setUsageError('');
         } catch (failure) {
           if (!isAbort(failure)) setUsageError(`Usage columns unavailable: ${(failure as Error).message}`);
@@ -219,7 +250,8 @@ export function Endpoints({ state }: { state: AppState }) {
             <tr>
               <SortHeader field="status" list={list} />
               <SortHeader field="hostname" list={list} />
-              <th scope="col">OS</th>
+              <th scope="col">Host</th>
+              <th scope="col">OS or image</th>
               <th scope="col">Uptime</th>
               <th scope="col">CPU</th>
               <th scope="col">Memory</th>
@@ -237,7 +269,7 @@ export function Endpoints({ state }: { state: AppState }) {
                   </td>
                   <td class="cell-name">
                     <Link to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }}>
-                      {endpoint.hostname || endpoint.endpoint_id}
+                      {endpointName(endpoint)}
                     </Link>
                     {Object.keys(endpoint.labels).length > 0 && (
                       <span class="labels">
@@ -247,6 +279,15 @@ export function Endpoints({ state }: { state: AppState }) {
                           </span>
                         ))}
                       </span>
+                    )}
+                  </td>
+                  <td data-column="host">
+                    {endpoint.parent ? (
+                      <Link to={{ page: 'endpoint', endpoint: endpoint.parent, tab: 'containers' }}>
+                        {endpoint.hostname || endpoint.parent}
+                      </Link>
+                    ) : (
+                      <span class="muted">–</span>
                     )}
                   </td>
                   <td>{describeOs(endpoint)}</td>
@@ -270,7 +311,7 @@ export function Endpoints({ state }: { state: AppState }) {
         </table>
         {result && result.endpoints.length === 0 && (
           <p class="empty-state">
-            {list.search || list.status || list.label
+            {list.search || list.status || list.kind || list.label
               ? 'No endpoint matches these filters.'
               : 'No endpoints yet. Start an agent with: gosight agent --server HOST:PORT'}
           </p>

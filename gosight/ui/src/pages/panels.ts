@@ -1,7 +1,7 @@
-// Chart definitions: the endpoint detail tabs and the fleet charts of the overview.
-// Every chart is PromQL over node_exporter metric names; $__rate_interval becomes a
-// window that suits the chart's step (see expandQuery). Adding a tab is one entry
-// in ENDPOINT_TABS.
+// Chart definitions: the endpoint detail tabs, the container charts and the fleet
+// charts of the overview. Every chart is PromQL over node_exporter and cAdvisor
+// metric names; $__rate_interval becomes a window that suits the chart's step (see
+// expandQuery). Adding a tab is one entry in ENDPOINT_TABS.
 
 import type { PanelDef } from '../components/Chart';
 import { promString } from '../lib/api';
@@ -10,6 +10,12 @@ export interface TabDef {
   id: string;
   label: string;
   panels: (selector: string) => PanelDef[];
+  /**
+   * "containers": the tab lists the host's containers above its charts, `panels` gets a
+   * selector of those containers instead of the host, and the tab shows only on hosts
+   * that have containers.
+   */
+  scope?: 'containers';
 }
 
 /** Build the label matcher list of one endpoint, for use inside {...}. */
@@ -285,13 +291,137 @@ function networkPanels(selector: string): PanelDef[] {
   ];
 }
 
+/** CPU time of each container in percent of one CPU, so a container using two CPUs shows 200. */
+export function containerCpuPercentExpr(selector: string): string {
+  return `100 * sum by (endpoint_id, name) (rate(container_cpu_usage_seconds_total${join(selector)}${RATE}))`;
+}
+
+/** Charts comparing the containers of one host; `selector` matches those containers. */
+function hostContainersPanels(selector: string): PanelDef[] {
+  const sel = join(selector);
+  return [
+    {
+      id: 'containers-cpu',
+      title: 'CPU per container',
+      unit: 'percent',
+      description: 'Percent of one CPU',
+      queries: [{ expr: containerCpuPercentExpr(selector), legend: '{{name}}' }],
+    },
+    {
+      id: 'containers-memory',
+      title: 'Memory working set per container',
+      unit: 'bytes',
+      queries: [{ expr: `max by (endpoint_id, name) (container_memory_working_set_bytes${sel})`, legend: '{{name}}' }],
+    },
+    {
+      id: 'containers-network',
+      title: 'Network throughput per container',
+      unit: 'bytes/s',
+      queries: [
+        { expr: `sum by (endpoint_id, name) (rate(container_network_receive_bytes_total${sel}${RATE}))`, legend: '{{name}} received' },
+        { expr: `sum by (endpoint_id, name) (rate(container_network_transmit_bytes_total${sel}${RATE}))`, legend: '{{name}} sent' },
+      ],
+    },
+    {
+      id: 'containers-block-io',
+      title: 'Block I/O per container',
+      unit: 'bytes/s',
+      queries: [
+        { expr: `sum by (endpoint_id, name) (rate(container_fs_reads_bytes_total${sel}${RATE}))`, legend: '{{name}} read' },
+        { expr: `sum by (endpoint_id, name) (rate(container_fs_writes_bytes_total${sel}${RATE}))`, legend: '{{name}} written' },
+      ],
+    },
+  ];
+}
+
+/** Charts of one container's detail view; `selector` matches the container. */
+export function containerPanels(selector: string): PanelDef[] {
+  const sel = join(selector);
+  return [
+    {
+      id: 'container-cpu',
+      title: 'CPU usage',
+      unit: 'percent',
+      description: 'Percent of one CPU',
+      queries: [
+        { expr: `100 * rate(container_cpu_usage_seconds_total${sel}${RATE})`, legend: 'total' },
+        { expr: `100 * rate(container_cpu_user_seconds_total${sel}${RATE})`, legend: 'user' },
+        { expr: `100 * rate(container_cpu_system_seconds_total${sel}${RATE})`, legend: 'system' },
+      ],
+    },
+    {
+      id: 'container-memory',
+      title: 'Memory',
+      unit: 'bytes',
+      description: 'The working set is usage minus inactive page cache; the limit shows when one is set',
+      queries: [
+        { expr: `container_memory_usage_bytes${sel}`, legend: 'usage' },
+        { expr: `container_memory_working_set_bytes${sel}`, legend: 'working set' },
+        { expr: `container_memory_rss${sel}`, legend: 'RSS' },
+        { expr: `container_memory_cache${sel}`, legend: 'page cache' },
+        { expr: `container_spec_memory_limit_bytes${sel} > 0`, legend: 'limit' },
+      ],
+    },
+    {
+      id: 'container-network',
+      title: 'Network throughput per interface',
+      unit: 'bytes/s',
+      queries: [
+        { expr: `rate(container_network_receive_bytes_total${sel}${RATE})`, legend: '{{interface}} received' },
+        { expr: `rate(container_network_transmit_bytes_total${sel}${RATE})`, legend: '{{interface}} sent' },
+      ],
+    },
+    {
+      id: 'container-packets',
+      title: 'Packets per interface',
+      unit: 'packets/s',
+      queries: [
+        { expr: `rate(container_network_receive_packets_total${sel}${RATE})`, legend: '{{interface}} received' },
+        { expr: `rate(container_network_transmit_packets_total${sel}${RATE})`, legend: '{{interface}} sent' },
+        { expr: `rate(container_network_receive_packets_dropped_total${sel}${RATE})`, legend: '{{interface}} dropped in' },
+        { expr: `rate(container_network_transmit_packets_dropped_total${sel}${RATE})`, legend: '{{interface}} dropped out' },
+      ],
+    },
+    {
+      id: 'container-block-io',
+      title: 'Block I/O per device',
+      unit: 'bytes/s',
+      queries: [
+        { expr: `rate(container_fs_reads_bytes_total${sel}${RATE})`, legend: '{{device}} read' },
+        { expr: `rate(container_fs_writes_bytes_total${sel}${RATE})`, legend: '{{device}} written' },
+      ],
+    },
+    {
+      id: 'container-threads',
+      title: 'Tasks',
+      unit: 'none',
+      description: 'Processes and threads in the container',
+      queries: [{ expr: `container_threads${sel}`, legend: 'tasks' }],
+    },
+  ];
+}
+
 export const ENDPOINT_TABS: TabDef[] = [
   { id: 'overview', label: 'Overview', panels: overviewPanels },
   { id: 'compute', label: 'Compute', panels: computePanels },
   { id: 'memory', label: 'Memory', panels: memoryPanels },
   { id: 'disk', label: 'Disk', panels: diskPanels },
   { id: 'network', label: 'Network', panels: networkPanels },
+  { id: 'containers', label: 'Containers', panels: hostContainersPanels, scope: 'containers' },
 ];
+
+/**
+ * Return the tabs to show on a host: the containers tab only when the host has
+ * containers. While the count is unknown (null) it stays if it is the `requested`
+ * tab, so a link to it does not flash another tab first.
+ */
+export function visibleTabs(tabs: TabDef[], containerCount: number | null, requested: string): TabDef[] {
+  return tabs.filter((tab) => {
+    if (tab.scope !== 'containers') return true;
+    if (containerCount === null) return tab.id === requested;
+    return containerCount > 0;
+  });
+}
 
 /** Charts of the whole fleet on the overview page. */
 export function fleetPanels(): PanelDef[] {
