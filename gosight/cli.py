@@ -1,4 +1,4 @@
-"""The gosight command: server, agent, version and check-config."""
+"""The gosight command: server, agent, demo, version, check-config, certs and token."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from gosight import __version__
 from gosight.config import (
     AGENT,
+    BY_NAME,
     SERVER,
     Config,
     ConfigError,
@@ -19,6 +20,7 @@ from gosight.config import (
     settings_for,
 )
 from gosight.logconfig import configure_logging
+from gosight.security import commands as security_commands
 
 log = logging.getLogger("gosight.cli")
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a server and a local agent in one process, for a first look")
     _add_setting_flags(demo, [SERVER, AGENT])
     commands.add_parser("version", help="print the version and exit")
+    security_commands.add_parsers(commands)
 
     check = commands.add_parser("check-config", help="validate settings from the file, environment and flags")
     check.add_argument("--role", choices=[SERVER, AGENT, "all"], default="all",
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _run_demo,
         "version": _print_version,
         "check-config": _check_config,
+        "certs": security_commands.run_certs,
+        "token": security_commands.run_token,
     }
     try:
         return handlers[args.command](args)
@@ -118,7 +123,8 @@ def _check_config(args: argparse.Namespace) -> int:
     print("configuration is valid")
     for config in configs:
         for name, value in sorted(config.values.items()):
-            print(f"  {name} = {value!r}  ({config.sources.get(name, 'default')})")
+            shown = "(hidden)" if BY_NAME[name].secret and value else repr(value)
+            print(f"  {name} = {shown}  ({config.sources.get(name, 'default')})")
     return 0
 
 
@@ -157,12 +163,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_agent(args: argparse.Namespace) -> int:
     from gosight.agent.runner import AgentStartupError, run_agent
+    from gosight.security.client_tls import AgentSecurityError
 
     config = _load(args, [AGENT])
     configure_logging(config["log.level"], config["log.format"])
     try:
         return run_agent(config)
-    except AgentStartupError as error:
+    except (AgentStartupError, AgentSecurityError) as error:
         log.error("agent cannot start: %s", error)
         return EXIT_FAILURE
 

@@ -30,7 +30,9 @@ class ControlClient:
 
     def __init__(self, channel: grpc.aio.Channel, identity: Identity, *, interval_s: float, heartbeat_s: float,
                  collectors: list[str], backoff: Backoff, stats: Callable[[], agent_pb2.Heartbeat],
-                 metadata: tuple[tuple[str, str], ...] = ()):
+                 metadata: tuple[tuple[str, str], ...] = (),
+                 hint: Callable[[str], str | None] = lambda details: None):
+        """`hint` turns a connection error's details into advice for the log, or None."""
         self.identity = identity
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
@@ -38,6 +40,7 @@ class ControlClient:
         self.backoff = backoff
         self.stats = stats
         self.metadata = metadata
+        self.hint = hint
         self.start_time_ms = int(time.time() * 1000)
         self.welcomed = False
         self._stub = agent_pb2_grpc.AgentServiceStub(channel)
@@ -77,8 +80,11 @@ class ControlClient:
         try:
             await call.write(agent_pb2.AgentMessage(hello=self.hello()))
             while not reader.done():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.heartbeat_s)
+                # Waking on the reader too reports a refused stream at once, not one heartbeat later.
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait({reader, stopping}, timeout=self.heartbeat_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
                 if reader.done():
                     break
                 if self._stopping.is_set():
@@ -92,6 +98,11 @@ class ControlClient:
         finally:
             reader.cancel()
             call.cancel()
+            # A server that rejects the call at once fails the write above and the reader alike. The write's
+            # error is reported, and the reader's is retrieved here so asyncio does not log it with a traceback.
+            await asyncio.wait({reader})
+            if not reader.cancelled():
+                reader.exception()
 
     async def _read(self, call) -> None:
         async for message in call:
@@ -111,5 +122,8 @@ class ControlClient:
             return
         suppressed = self._throttle.allow(code)
         if suppressed is not None:
-            log.warning("control stream closed; reconnecting", extra={"fields": {
-                "code": code.name, "error": error.details(), "suppressed": suppressed}})
+            fields = {"code": code.name, "error": error.details(), "suppressed": suppressed}
+            hint = self.hint(error.details() or "")
+            if hint:
+                fields["hint"] = hint
+            log.warning("control stream closed; reconnecting", extra={"fields": fields})

@@ -3,7 +3,9 @@
 A batch leaves the spool only when the server acknowledged it. Retryable failures
 (the server unreachable, busy or restarting) are retried with exponential backoff
 and full jitter; a batch the server rejects as invalid is dropped and logged, since
-sending it again cannot succeed and would block every later batch.
+sending it again cannot succeed and would block every later batch. A rejected token
+or certificate is retried too and keeps the batch: the fix is on the operator's side,
+and the data should survive until it is made.
 
 Runs as a coroutine on the agent's transport event loop.
 """
@@ -32,6 +34,7 @@ _RETRYABLE = {
     grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.DATA_LOSS, grpc.StatusCode.OUT_OF_RANGE,
 }
+_AUTH_REJECTIONS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
 class Backoff:
@@ -54,11 +57,14 @@ class Backoff:
 
 class Exporter:
     def __init__(self, channel: grpc.aio.Channel, spool: Spool, *, timeout_s: float, backoff: Backoff,
-                 metadata: tuple[tuple[str, str], ...] = ()):
+                 metadata: tuple[tuple[str, str], ...] = (),
+                 hint: Callable[[str], str | None] = lambda details: None):
+        """`hint` turns a connection error's details into advice for the log, or None."""
         self.spool = spool
         self.timeout_s = timeout_s
         self.backoff = backoff
         self.metadata = metadata
+        self.hint = hint
         self.sent_batches = 0
         self.rejected_batches = 0
         self.connected = False
@@ -105,12 +111,24 @@ class Exporter:
         except grpc.aio.AioRpcError as error:
             code = error.code()
             self.connected = False
+            if code in _AUTH_REJECTIONS:
+                suppressed = self._throttle.allow(("rejected", code))
+                if suppressed is not None:
+                    log.error("server rejected this agent's credentials; keeping the batch and retrying",
+                              extra={"fields": {"code": code.name, "error": error.details(), "batch_id": batch_id,
+                                                "spooled": self.spool.batches, "suppressed": suppressed}})
+                return "retry"
             if code in _RETRYABLE:
                 suppressed = self._throttle.allow(("retry", code))
                 if suppressed is not None:
-                    log.warning("export failed; will retry", extra={"fields": {
-                        "code": code.name, "error": error.details(), "batch_id": batch_id,
-                        "spooled": self.spool.batches, "suppressed": suppressed}})
+                    fields = {"code": code.name, "error": error.details(), "batch_id": batch_id,
+                              "spooled": self.spool.batches, "suppressed": suppressed}
+                    hint = self.hint(error.details() or "")
+                    if hint:
+                        fields["hint"] = hint
+                    # A hint means a setting is most likely wrong, which no retry will fix.
+                    log.log(logging.ERROR if hint else logging.WARNING, "export failed; will retry",
+                            extra={"fields": fields})
                 return "retry"
             self.rejected_batches += 1
             log.error("server rejected a batch; dropping it", extra={"fields": {

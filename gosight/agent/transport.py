@@ -2,7 +2,9 @@
 the exporter and the control stream.
 
 An event loop waits without polling, which keeps an idle agent near zero CPU; the
-synchronous gRPC API would wake its threads several times a second.
+synchronous gRPC API would wake its threads several times a second. With a pinned CA
+fingerprint, the loop first fetches the server's CA (retrying with backoff) while
+collections keep going to the spool.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-import grpc
-
 from gosight.agent.control import ControlClient
 from gosight.agent.exporter import Backoff, Exporter
 from gosight.agent.identity import Identity
 from gosight.agent.spool import Spool
 from gosight.config import Config
+from gosight.security.client_tls import AgentSecurity, load_agent_security
 from gosight.wire import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ def channel_options(config: Config) -> list[tuple[str, int]]:
 class Transport:
     def __init__(self, config: Config, identity: Identity, spool: Spool, collectors: list[str],
                  stats: Callable[[], agent_pb2.Heartbeat]):
+        """Load the agent's TLS files and token; raises AgentSecurityError naming the setting at fault."""
         self.config = config
+        self.security: AgentSecurity = load_agent_security(config, config.data_dir)
         self.identity = identity
         self.spool = spool
         self.collectors = collectors
@@ -74,14 +77,23 @@ class Transport:
         config = self.config
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
-        channel = grpc.aio.insecure_channel(config["agent.server"], options=channel_options(config))
+        security = self.security
+        if security.needs_fetch():
+            # Collections spool meanwhile; the exporter starts once the server's CA is known.
+            self._ready.set()
+            backoff = Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"])
+            if not await security.ensure_pinned_ca(config["agent.server"], self._stopped_within, backoff.next_delay):
+                return
+        channel = security.open_channel(config["agent.server"], channel_options(config))
+        metadata = security.call_metadata(self.identity.agent_id)
         self.exporter = Exporter(channel, self.spool, timeout_s=config["agent.send_timeout_s"],
-                                 backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]))
+                                 backoff=Backoff(config["agent.backoff.initial_s"], config["agent.backoff.max_s"]),
+                                 metadata=metadata, hint=security.hint)
         self.control = ControlClient(
             channel, self.identity, interval_s=config["agent.interval_s"], heartbeat_s=config["agent.heartbeat_s"],
             collectors=self.collectors, backoff=Backoff(config["agent.backoff.initial_s"],
                                                         config["agent.backoff.max_s"]),
-            stats=self.stats)
+            stats=self.stats, metadata=metadata, hint=security.hint)
         exporter = self.exporter
         self.spool.on_append = lambda: self._loop.call_soon_threadsafe(exporter.notify)
         tasks = [asyncio.ensure_future(self.exporter.run()), asyncio.ensure_future(self.control.run())]
@@ -92,6 +104,15 @@ class Transport:
         await channel.close()
 
     async def _shutdown(self, flush_timeout_s: float) -> None:
-        await self.exporter.flush(flush_timeout_s)
-        self.control.stop()
+        if self.exporter is not None:
+            await self.exporter.flush(flush_timeout_s)
+            self.control.stop()
         self._done.set_result(None)
+
+    async def _stopped_within(self, delay_s: float) -> bool:
+        """Wait up to `delay_s`; return True when the transport is stopping."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), delay_s)
+        except asyncio.TimeoutError:
+            return False
+        return True

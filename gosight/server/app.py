@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from gosight import __version__
+from gosight.security import api as tokens_api
 from gosight.server.api import endpoints as endpoints_api
 from gosight.server.api import prometheus as prometheus_api
 from gosight.server.api.errors import http_exception_handler, unhandled_exception_handler
@@ -36,6 +37,9 @@ def core_routes() -> list[BaseRoute]:
         route("/v1/metrics", otlp_http.receive_metrics, permission="metrics:write", methods=("POST",)),
         route("/api/v1/endpoints", endpoints_api.list_endpoints, permission="endpoints:read"),
         route("/api/v1/endpoints/{endpoint_id}", endpoints_api.get_endpoint, permission="endpoints:read"),
+        route("/api/v1/tokens", tokens_api.list_tokens, permission="tokens:manage"),
+        route("/api/v1/tokens", tokens_api.create_token, permission="tokens:manage", methods=("POST",)),
+        route("/api/v1/tokens/{token_id}", tokens_api.revoke_token, permission="tokens:manage", methods=("DELETE",)),
         *prometheus_api.routes(),
         websocket("/ws/live", live_endpoint, permission="metrics:read"),
     ]

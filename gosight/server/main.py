@@ -26,15 +26,23 @@ from gosight.server.normalize import MetricsDecoder
 from gosight.server.receivers.control import AgentService
 from gosight.server.receivers.metrics import MetricsReceiver
 from gosight.server.receivers.otlp_grpc import metrics_service_handler
+from gosight.security.certs import CertificateError
+from gosight.security.guard import CallGuard, GuardInterceptor, token_required_on
+from gosight.security.server_tls import ServerTLS, prepare_server_tls
+from gosight.security.tokens import TokenStore
 from gosight.server.selfmetrics import ServerMetrics
 from gosight.store.meta import MetaStore
 from gosight.store.metrics_duckdb import MetricStore
 from gosight.store.promql import Engine
+from gosight.store.query_backend import EmbeddedBackend, QueryBackend
+from gosight.store.victoriametrics import RemoteWriter, VictoriaMetricsBackend
 from gosight.wire import agent_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_FLUSH_S = 10.0
+# Maximum time shutdown spends sending queued samples to VictoriaMetrics.
+REMOTE_WRITE_DRAIN_S = 5.0
 DAY_MS = 86_400_000
 
 
@@ -81,14 +89,25 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         shutdown.callback(http_socket.close)
         log.info("starting gosight server", extra={"fields": {
             "version": __version__, "data_dir": str(data_dir), "data_dir_source": config.sources.get("data_dir")}})
+        # TLS files are checked (and created on a first start) before anything listens.
+        tls = _prepare_tls(config)
 
         # Storage: nothing may be accepted before the store can take it.
         meta = MetaStore(data_dir / "meta.sqlite")
         shutdown.callback(meta.close)
-        store = _open_store(data_dir)
+        store = _open_store(data_dir, config["store.chunk_cache_mb"] << 20)
         metrics = ServerMetrics()
+        tokens = TokenStore(data_dir / "meta.sqlite")
+        shutdown.callback(tokens.close)
+        guard = _call_guard(config, tokens, tls, metrics)
+        # The forwarder closes after the pipeline, so it still gets the last commits of the drain.
+        forwarder = _start_remote_write(config, store, metrics)
+        if forwarder is not None:
+            shutdown.push_async_callback(_close_remote_write, forwarder, config["server.shutdown_timeout_s"])
         pipeline = IngestPipeline(store, metrics, capacity_samples=config["server.ingest.queue_samples"],
                                   retention_ms=int(config["store.retention_days"] * DAY_MS))
+        if forwarder is not None:
+            pipeline.add_listener(forwarder.on_commit)
         pipeline.start()
         shutdown.push_async_callback(_close_pipeline, pipeline, config["server.shutdown_timeout_s"])
 
@@ -107,22 +126,30 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
 
         # Listeners.
         agent_service = AgentService(endpoints, metrics, heartbeat_interval_s=5.0)
-        grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service)
+        grpc_server, grpc_address = await _start_grpc(config, receiver, agent_service, tls, guard)
         shutdown.push_async_callback(_stop_grpc, grpc_server, agent_service, config["server.shutdown_timeout_s"])
         query_engine = Engine(store, lookback_ms=int(config["query.lookback_delta_s"] * 1000),
                               max_samples=config["query.max_samples"], timeout_s=config["query.timeout_s"],
                               max_points_per_series=config["query.max_points_per_series"])
+        query_backend = _query_backend(config, query_engine)
+        if isinstance(query_backend, VictoriaMetricsBackend):
+            shutdown.callback(query_backend.close)
         app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
-                          "metrics_receiver": receiver, "pipeline": pipeline, "query_engine": query_engine})
+                          "metrics_receiver": receiver, "pipeline": pipeline, "query_engine": query_engine,
+                          "query_backend": query_backend, "call_guard": guard, "tokens": tokens})
         # Live mode: the dashboard's WebSockets get fresh query results after each commit.
-        live_hub = LiveHub(store.registry, engine_evaluator(query_engine), query_metric_names, metrics=metrics)
+        live_hub = LiveHub(store.registry, engine_evaluator(query_backend), query_metric_names, metrics=metrics)
         app.state.live_hub = live_hub
-        pipeline.add_listener(live_hub.on_commit)
+        # When VictoriaMetrics serves queries, fresh values exist there only once they are forwarded.
+        # NOTE: VictoriaMetrics makes accepted samples searchable within about a second, so a
+        # live evaluation may still miss the newest samples; the next one shows them.
+        (forwarder or pipeline).add_listener(live_hub.on_commit)
         live_hub.start()
         shutdown.push_async_callback(live_hub.stop)
         http_address = join_host_port(*http_socket.getsockname()[:2])
         web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                      timeout_graceful_shutdown=config["server.shutdown_timeout_s"]))
+                                      timeout_graceful_shutdown=config["server.shutdown_timeout_s"],
+                                      **(tls.uvicorn_options() if tls else {})))
         web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
         shutdown.push_async_callback(_stop_web, web, web_task)
         flush_task = asyncio.create_task(_flush_endpoints_periodically(endpoints))
@@ -132,7 +159,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
             await asyncio.sleep(0.01)
         if web_task.done():
             web_task.result()
-        log.info("server listening", extra={"fields": {"http": http_address, "grpc": grpc_address}})
+        log.info("server listening", extra={"fields": {
+            "http": http_address, "grpc": grpc_address, "tls": tls is not None,
+            "agent_token_required": ",".join(sorted(guard.token_required_on)) or "none"}})
         if on_listening is not None:
             on_listening(Listening(http=http_address, grpc=grpc_address))
 
@@ -141,6 +170,33 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         if on_stopping is not None:
             await asyncio.to_thread(on_stopping)
     log.info("server stopped", extra={"fields": {"drained": pipeline.drained}})
+
+
+def _start_remote_write(config: Config, store: MetricStore, metrics: ServerMetrics) -> RemoteWriter | None:
+    """Start forwarding to VictoriaMetrics when it is the backend.
+
+    The embedded store keeps its own copy of every sample in this mode too: it is
+    where a batch is durable before the sender is acknowledged.
+    """
+    if config["store.metrics.backend"] != "victoriametrics":
+        return None
+    forwarder = RemoteWriter(config["store.metrics.victoriametrics_url"], store.registry, metrics,
+                             capacity_samples=config["store.metrics.remote_write_queue_samples"])
+    forwarder.start()
+    return forwarder
+
+
+async def _close_remote_write(forwarder: RemoteWriter, timeout_s: float) -> None:
+    await asyncio.to_thread(forwarder.close, min(REMOTE_WRITE_DRAIN_S, timeout_s))
+
+
+def _query_backend(config: Config, engine: Engine) -> QueryBackend:
+    if config["store.metrics.backend"] != "victoriametrics":
+        return EmbeddedBackend(engine)
+    url = config["store.metrics.victoriametrics_url"]
+    log.info("metric queries go to victoriametrics", extra={"fields": {"url": url}})
+    return VictoriaMetricsBackend(url, max_points_per_series=config["query.max_points_per_series"],
+                                  timeout_s=config["query.timeout_s"])
 
 
 async def _stop_grpc(server: grpc.aio.Server, agent_service: AgentService, timeout_s: float) -> None:
@@ -157,10 +213,10 @@ async def _close_pipeline(pipeline: IngestPipeline, timeout_s: float) -> None:
     await asyncio.to_thread(pipeline.close, timeout_s)
 
 
-async def _start_grpc(config: Config, receiver: MetricsReceiver,
-                      agent_service: AgentService) -> tuple[grpc.aio.Server, str]:
+async def _start_grpc(config: Config, receiver: MetricsReceiver, agent_service: AgentService,
+                      tls: ServerTLS | None, guard: CallGuard) -> tuple[grpc.aio.Server, str]:
     limit = config["server.ingest.max_message_bytes"]
-    server = grpc.aio.server(options=[
+    server = grpc.aio.server(interceptors=[GuardInterceptor(guard)], options=[
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
         ("grpc.keepalive_time_ms", 60_000),
@@ -173,7 +229,7 @@ async def _start_grpc(config: Config, receiver: MetricsReceiver,
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
     listen = config["server.grpc.listen"]
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, tls.grpc_credentials()) if tls else server.add_insecure_port(listen)
     except RuntimeError:
         port = 0
     if not port:
@@ -183,6 +239,23 @@ async def _start_grpc(config: Config, receiver: MetricsReceiver,
     await server.start()
     host, _ = split_host_port(listen)
     return server, join_host_port(host, port)
+
+
+def _prepare_tls(config: Config) -> ServerTLS | None:
+    try:
+        return prepare_server_tls(config)
+    except (CertificateError, OSError) as error:
+        raise StartupError(f"cannot set up TLS: {error}") from None
+
+
+def _call_guard(config: Config, tokens: TokenStore, tls: ServerTLS | None, metrics: ServerMetrics) -> CallGuard:
+    try:
+        revocations = tls.revocation_list() if tls else None
+    except CertificateError as error:
+        raise StartupError(f"cannot read the certificate revocation list: {error}; fix or remove it "
+                           "(server.tls.crl_file)") from None
+    return CallGuard(tokens, token_required_on=token_required_on(config), revocations=revocations,
+                     registry=metrics.registry)
 
 
 def _bind(listen: str, setting: str) -> socket.socket:
@@ -204,10 +277,10 @@ def _bind(listen: str, setting: str) -> socket.socket:
     return sock
 
 
-def _open_store(data_dir: Path) -> MetricStore:
+def _open_store(data_dir: Path, chunk_cache_bytes: int) -> MetricStore:
     path = data_dir / "metrics.duckdb"
     try:
-        return MetricStore(path)
+        return MetricStore(path, chunk_cache_bytes=chunk_cache_bytes)
     except duckdb.IOException as error:
         raise StartupError(f"cannot open the metric store {path}: {error}; another gosight server may be using "
                            "this data directory, so stop it or set a different data_dir (--data-dir)") from None

@@ -20,6 +20,16 @@ PERMISSIONS = {
     "metrics:write": "Send metrics (OTLP, remote write).",
     "endpoints:read": "List endpoints and their details.",
     "system:metrics": "Read the server's own metrics at /metrics.",
+    "tokens:manage": "List, create and revoke agent tokens.",
+    "endpoints:write": "Change endpoint labels.",
+    "dashboards:write": "Create, change and delete dashboards.",
+    "alerts:write": "Create, change and delete alert rules.",
+    "users:manage": "Create, change and delete users and custom roles; reset their passwords and MFA.",
+    "security:read": "Read the security events and the security settings.",
+    "security:manage": "Change the security settings, such as requiring MFA for everyone.",
+    # Held by every signed-in user; never part of a role or an API token.
+    "account": "Manage one's own account: password, sessions, API tokens and MFA.",
+    "signin": "Finish signing in: the MFA step, first MFA enrolment and signing out.",
 }
 
 

@@ -1,4 +1,4 @@
-"""Metadata in SQLite: endpoints now; users, tokens and rules as they arrive.
+"""Metadata in SQLite: endpoints, agent tokens, users and their sessions; rules as they arrive.
 
 SQLite in WAL mode lets admin commands change metadata while the server runs,
 which DuckDB's single-process lock would not. Schema changes are numbered
@@ -7,9 +7,11 @@ migrations applied in order on open.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from gosight.model import Endpoint
@@ -27,6 +29,105 @@ _MIGRATIONS = [
         last_seen_ms INTEGER NOT NULL,
         last_data_ms INTEGER NOT NULL
     );
+    """,
+    # Agent tokens: only the SHA-256 of each token is kept (see gosight/security/tokens.py).
+    """
+    CREATE TABLE agent_tokens (
+        token_id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        revoked_ms INTEGER,
+        last_used_ms INTEGER,
+        bind_agent INTEGER NOT NULL,
+        agent_id TEXT
+    );
+    """,
+    # Containers: the host endpoint they run on, and when their agent reported them removed.
+    """
+    ALTER TABLE endpoints ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+    ALTER TABLE endpoints ADD COLUMN gone_ms INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Web users, custom roles, sessions, API tokens, MFA and security events (gosight/auth/store.py).
+    # Session ids, tokens and recovery codes are kept as SHA-256 digests, TOTP seeds sealed with auth.key.
+    """
+    CREATE TABLE users (
+        user_id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        email TEXT COLLATE NOCASE,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        password_changed_ms INTEGER,
+        last_login_ms INTEGER,
+        mfa_secret TEXT,
+        mfa_pending_secret TEXT,
+        mfa_last_step INTEGER NOT NULL DEFAULT 0,
+        mfa_enabled_ms INTEGER
+    );
+    CREATE UNIQUE INDEX users_email ON users (email) WHERE email IS NOT NULL;
+    CREATE TABLE roles (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE user_sessions (
+        session_sha256 TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        method TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        client_ip TEXT NOT NULL,
+        user_agent TEXT NOT NULL
+    );
+    CREATE INDEX user_sessions_user ON user_sessions (user_id);
+    CREATE TABLE user_tokens (
+        token_id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked_ms INTEGER,
+        last_used_ms INTEGER
+    );
+    CREATE INDEX user_tokens_user ON user_tokens (user_id);
+    CREATE TABLE recovery_codes (
+        user_id TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        used_ms INTEGER,
+        PRIMARY KEY (user_id, code_sha256)
+    );
+    CREATE TABLE oidc_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );
+    CREATE TABLE auth_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE security_events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        user_id TEXT,
+        username TEXT,
+        actor TEXT,
+        client_ip TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX security_events_time ON security_events (time_ms);
     """,
 ]
 
@@ -60,11 +161,12 @@ class MetaStore:
         with self._lock:
             rows = self._con.execute(
                 "SELECT endpoint_id, kind, hostname, agent_id, labels, facts, first_seen_ms, last_seen_ms, "
-                "last_data_ms FROM endpoints"
+                "last_data_ms, parent, gone_ms FROM endpoints"
             ).fetchall()
         return [
             Endpoint(endpoint_id=row[0], kind=row[1], hostname=row[2], agent_id=row[3], labels=json.loads(row[4]),
-                     facts=json.loads(row[5]), first_seen_ms=row[6], last_seen_ms=row[7], last_data_ms=row[8])
+                     facts=json.loads(row[5]), first_seen_ms=row[6], last_seen_ms=row[7], last_data_ms=row[8],
+                     parent=row[9], gone_ms=row[10])
             for row in rows
         ]
 
@@ -73,17 +175,43 @@ class MetaStore:
             return
         rows = [
             (e.endpoint_id, e.kind, e.hostname, e.agent_id, json.dumps(e.labels, sort_keys=True),
-             json.dumps(e.facts, sort_keys=True), e.first_seen_ms, e.last_seen_ms, e.last_data_ms)
+             json.dumps(e.facts, sort_keys=True), e.first_seen_ms, e.last_seen_ms, e.last_data_ms, e.parent,
+             e.gone_ms)
             for e in endpoints
         ]
         with self._lock:
             self._con.execute("BEGIN")
             try:
-                self._con.executemany("INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._con.executemany(
+                    "INSERT OR REPLACE INTO endpoints (endpoint_id, kind, hostname, agent_id, labels, facts, "
+                    "first_seen_ms, last_seen_ms, last_data_ms, parent, gone_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the connection lock and run the caller's statements in one transaction.
+
+        The transaction commits when the block ends and rolls back when it raises.
+        BEGIN IMMEDIATE takes the write lock at once, so a read followed by a write
+        inside the block cannot be overtaken by another process.
+        """
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    def query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        """Run one read-only statement and return every row."""
+        with self._lock:
+            return self._con.execute(sql, parameters).fetchall()
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ import re
 import grpc
 
 from gosight import __version__
+from gosight.security.guard import AGENT_ID_HEADER, Principal, current_principal
 from gosight.server.endpoints import EndpointRegistry
 from gosight.server.selfmetrics import ServerMetrics
 from gosight.wire import agent_pb2, agent_pb2_grpc
@@ -43,6 +44,12 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         problem = _check_hello(hello)
         if problem:
             await self._reject(context, "invalid_hello", grpc.StatusCode.INVALID_ARGUMENT, problem)
+        # A token bound to an agent was checked against the call's gosight-agent-id header, so hello must match it.
+        principal = current_principal() or Principal()
+        if principal.agent_id is not None and hello.agent_id != principal.agent_id:
+            await self._reject(context, "agent_id_mismatch", grpc.StatusCode.PERMISSION_DENIED,
+                               f"hello names agent {hello.agent_id}, but the call's {AGENT_ID_HEADER} header names "
+                               f"agent {principal.agent_id}; both must carry the same agent id")
 
         agent_id = hello.agent_id
         endpoint_id = hello.endpoint_id
@@ -50,7 +57,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         self.endpoints.hello(endpoint_id, agent_id, hello.hostname, dict(hello.labels), _facts(hello))
         self.metrics.control_streams.inc()
         log.info("agent connected", extra={"fields": {
-            "agent_id": agent_id, "endpoint_id": endpoint_id, "hostname": hello.hostname, "peer": context.peer()}})
+            "agent_id": agent_id, "endpoint_id": endpoint_id, "hostname": hello.hostname, "peer": context.peer(),
+            **principal.log_fields()}})
 
         goodbye = False
         try:
@@ -63,6 +71,8 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 kind = message.WhichOneof("kind")
                 if kind == "heartbeat":
                     self.endpoints.heartbeat(endpoint_id, _heartbeat_facts(message.heartbeat))
+                    if message.heartbeat.HasField("containers"):
+                        self._containers_listed(endpoint_id, message.heartbeat)
                 elif kind == "goodbye":
                     goodbye = True
                     break
@@ -76,6 +86,14 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 del self._streams[agent_id]
             log.info("agent disconnected", extra={"fields": {
                 "agent_id": agent_id, "endpoint_id": endpoint_id, "goodbye": goodbye}})
+
+    def _containers_listed(self, endpoint_id: str, heartbeat: agent_pb2.Heartbeat) -> None:
+        listed = [item for item in heartbeat.containers.endpoint_ids if ENDPOINT_ID_RE.match(item)]
+        listed_ms = heartbeat.time_unix_ms or self.endpoints.now_ms()
+        removed = self.endpoints.containers_listed(endpoint_id, listed, listed_ms)
+        if removed:
+            log.info("containers removed", extra={"fields": {
+                "endpoint_id": endpoint_id, "containers": ",".join(removed)}})
 
     def close_all(self) -> None:
         """Cancel every open stream, so shutdown does not wait for agents to hang up."""

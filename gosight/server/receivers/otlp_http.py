@@ -4,7 +4,8 @@ Status codes follow the OTLP/HTTP specification: 200 with an
 ExportMetricsServiceResponse (carrying `partial_success` when points were rejected),
 400 for a body that cannot be decoded, 413 when it is too large, 415 for other
 content types, and 503 with Retry-After when the server is busy, so the sender retries.
-Error bodies are google.rpc.Status in the request's encoding.
+A missing or invalid agent token gets 401, a token bound to another agent 403, before
+the body is read. Error bodies are google.rpc.Status in the request's encoding.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from gosight.security.guard import (
+    AGENT_ID_HEADER,
+    AUTHORIZATION_HEADER,
+    HTTP,
+    INVALID_ARGUMENT,
+    PERMISSION_DENIED,
+    UNAUTHENTICATED,
+    CallGuard,
+    CallRejected,
+)
 from gosight.server.ingest import IngestClosed, QueueFull
 from gosight.server.receivers.metrics import BATCH_ID_HEADER, InvalidRequest, MetricsReceiver
 
@@ -30,8 +41,16 @@ RETRY_AFTER_S = "5"
 
 # gRPC status codes used in google.rpc.Status bodies.
 _INVALID_ARGUMENT = 3
+_PERMISSION_DENIED = 7
 _RESOURCE_EXHAUSTED = 8
 _UNAVAILABLE = 14
+_UNAUTHENTICATED = 16
+
+_REJECTION_STATUS = {
+    UNAUTHENTICATED: (401, _UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"}),
+    PERMISSION_DENIED: (403, _PERMISSION_DENIED, None),
+    INVALID_ARGUMENT: (400, _INVALID_ARGUMENT, None),
+}
 
 
 class _TooLarge(Exception):
@@ -43,6 +62,9 @@ async def receive_metrics(request: Request) -> Response:
     limit = request.app.state.config["server.ingest.max_message_bytes"]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     as_json = content_type == JSON
+    rejected = await _authenticate(request, receiver, as_json)
+    if rejected is not None:
+        return rejected
     if content_type not in (PROTOBUF, JSON):
         return _error(receiver, 415, _INVALID_ARGUMENT,
                       f"unsupported content type {content_type or '(none)'!r}; send {PROTOBUF} or {JSON}", as_json)
@@ -77,6 +99,21 @@ async def receive_metrics(request: Request) -> Response:
         response.partial_success.rejected_data_points = accepted.rejected
         response.partial_success.error_message = accepted.message
     return _message(response, 200, as_json)
+
+
+async def _authenticate(request: Request, receiver: MetricsReceiver, as_json: bool) -> Response | None:
+    """Check the sender's token as the gRPC port does; return the error response, or None to go on."""
+    guard: CallGuard | None = getattr(request.app.state, "call_guard", None)
+    if guard is None:
+        return None
+    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+    try:
+        await guard.authenticate(HTTP, request.headers.get(AUTHORIZATION_HEADER), request.headers.get(AGENT_ID_HEADER),
+                                 None, peer)
+    except CallRejected as rejection:
+        status, code, headers = _REJECTION_STATUS[rejection.status]
+        return _error(receiver, status, code, rejection.message, as_json, headers)
+    return None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
