@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from gosight.model import IDENTITY_LABELS
+from gosight.security.fingerprints import normalize_fingerprint
 
 ENV_PREFIX = "GOSIGHT_"
 CONFIG_ENV = "GOSIGHT_CONFIG"
@@ -170,6 +171,24 @@ def regex(raw: Any) -> str:
     return text
 
 
+def fingerprint(raw: Any) -> str:
+    """Parse a certificate fingerprint `sha256:<hex>`; empty means none."""
+    text = parse_str(raw).strip()
+    return normalize_fingerprint(text) if text else ""
+
+
+def engine_address(raw: Any) -> str:
+    """Parse the address of a Docker Engine API: empty, a socket path, or a unix:// or tcp:// URL."""
+    text = parse_str(raw).strip()
+    if not text or text.startswith("/"):
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("unix", "tcp") or not rest:
+        raise ValueError("expected a socket path such as /run/podman/podman.sock, or a unix:// or tcp:// URL "
+                         "such as unix:///var/run/docker.sock")
+    return text
+
+
 def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
     """Split `host:port`, `[v6]:port` or a bare host; raise ValueError when the port is missing or invalid."""
     text = text.strip()
@@ -226,6 +245,8 @@ class Setting:
     unit: str = ""
     alias: str | None = None
     type_name: str = "string"
+    # A secret's value is never printed, by check-config or in error messages.
+    secret: bool = False
 
     @property
     def env(self) -> str:
@@ -237,6 +258,9 @@ class Setting:
 
 
 HOST_COLLECTORS = ("cpu", "load", "memory", "filesystem", "disk", "network", "host", "processes")
+# Collectors of what runs on the host; their series belong to endpoints of their own.
+CONTAINER_COLLECTORS = ("containers",)
+COLLECTOR_NAMES = HOST_COLLECTORS + CONTAINER_COLLECTORS
 
 # node_exporter's default exclusions (version 1.x), so both tools report the same set.
 DEFAULT_FS_EXCLUDE_MOUNTPOINTS = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
@@ -283,10 +307,51 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server.shutdown_timeout_s", number(0), 30.0,
             "Time allowed on shutdown for in-flight requests and the ingest queue to drain.", _SERVER,
             unit="seconds", type_name="number"),
+
+    # Transport security (docs/security.md).
+    Setting("server.tls.enabled", parse_bool, False,
+            "Serve TLS (1.2 or 1.3) on the gRPC port and the web port. Without server.tls.cert_file, the server "
+            "creates a CA and a server certificate in server.tls.dir on first start and logs the CA's fingerprint.",
+            _SERVER, type_name="bool"),
+    Setting("server.tls.dir", parse_str, "",
+            "Directory of the built-in certificate authority, the server certificate and the revocation list, "
+            "shared with 'gosight certs'; empty means tls inside data_dir.", _SERVER, type_name="path"),
+    Setting("server.tls.cert_file", parse_str, "",
+            "PEM file with the server certificate, followed by its CA certificate so agents can pin it; empty "
+            "means server.crt in server.tls.dir, created when missing.", _SERVER, type_name="path"),
+    Setting("server.tls.key_file", parse_str, "",
+            "PEM file with the server certificate's private key; required with server.tls.cert_file.", _SERVER,
+            type_name="path"),
+    Setting("server.tls.client_auth", choice("none", "require"), "none",
+            "Client certificates on the gRPC port: none, or require (mutual TLS) a certificate signed by "
+            "server.tls.client_ca_file and not revoked. The web port never asks for one.", _SERVER,
+            type_name="choice"),
+    Setting("server.tls.client_ca_file", parse_str, "",
+            "PEM file with the CA certificates that sign agents' client certificates; empty means ca.crt in "
+            "server.tls.dir.", _SERVER, type_name="path"),
+    Setting("server.tls.crl_file", parse_str, "",
+            "PEM certificate revocation list signed by the client CA, re-read when it changes; empty means ca.crl "
+            "in server.tls.dir, which 'gosight certs revoke' writes. A missing file revokes nothing.", _SERVER,
+            type_name="path"),
+    Setting("server.tls.cert_hosts", string_list(), [],
+            "Host names and IP addresses added to the server certificate GoSight creates, besides this host's "
+            "names and loopback; a list or a comma-separated string.", _SERVER, type_name="list"),
+    Setting("server.tls.ca_validity_days", number(1, 36500), 3650.0,
+            "Validity of the certificate authority GoSight creates.", _SERVER, unit="days", type_name="number"),
+    Setting("server.tls.cert_validity_days", number(1, 36500), 825.0,
+            "Validity of the server and client certificates GoSight creates.", _SERVER, unit="days",
+            type_name="number"),
+    Setting("server.auth.require_agent_token", choice("auto", "true", "false"), "auto",
+            "Whether agents and OTLP senders must present a token (gosight token create): true, false, or auto, "
+            "which requires one on each port (gRPC, and POST /v1/metrics on the web port) whose listen address "
+            "is not loopback.", _SERVER, type_name="choice"),
     Setting("store.retention_days", number(0.01), 15.0,
             "Samples older than this are deleted; samples older than this are also rejected at ingest.", _SERVER,
             unit="days", type_name="number"),
 
+    Setting("store.chunk_cache_mb", integer(0, 1 << 20), 256,
+            "Memory for decoded chunks of older samples, kept for repeated queries such as dashboards that "
+            "refresh; 0 turns the cache off.", _SERVER, unit="MiB", type_name="integer"),
     Setting("store.metrics.backend", choice("embedded", "victoriametrics"), "embedded",
             "Where metrics live: the embedded DuckDB store, or VictoriaMetrics (remote write and its query API). "
             "Logs always stay in the embedded store.", _SERVER, type_name="choice"),
@@ -315,7 +380,7 @@ SETTINGS: tuple[Setting, ...] = (
             type_name="host:port"),
     Setting("agent.interval_s", number(0.1, 3600), 10.0, "Time between two collections.", _AGENT,
             unit="seconds", alias="--interval", type_name="number"),
-    Setting("agent.collectors", string_list(HOST_COLLECTORS), list(HOST_COLLECTORS),
+    Setting("agent.collectors", string_list(COLLECTOR_NAMES), list(COLLECTOR_NAMES),
             "Collectors to run, a list or a comma-separated string.", _AGENT, type_name="list"),
     Setting("agent.labels", label_map, {},
             "Labels added to every series and shown on the endpoint, as a mapping or name=value,name2=value2.",
@@ -337,6 +402,32 @@ SETTINGS: tuple[Setting, ...] = (
             unit="seconds", type_name="number"),
     Setting("agent.backoff.max_s", number(0.1, 3600), 30.0, "Longest wait between two export attempts.", _AGENT,
             unit="seconds", type_name="number"),
+    Setting("agent.tls.enabled", parse_bool, False,
+            "Connect to the server over TLS. Setting agent.tls.ca_file, agent.tls.ca_fingerprint or "
+            "agent.tls.cert_file turns it on too. With none of them, gRPC's default roots are trusted (its bundled "
+            "list, or the file named by GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).", _AGENT,
+            type_name="bool"),
+    Setting("agent.tls.ca_file", parse_str, "",
+            "PEM file with the CA certificate that signed the server's certificate (ca.crt from the server's "
+            "TLS directory).", _AGENT, type_name="path"),
+    Setting("agent.tls.ca_fingerprint", fingerprint, "",
+            "SHA-256 fingerprint (sha256:<hex>) of the server's CA, as the server logs it at start: the agent "
+            "reads the CA from the server's TLS handshake, accepts it only if it matches, and saves it in "
+            "data_dir.", _AGENT, type_name="fingerprint"),
+    Setting("agent.tls.cert_file", parse_str, "",
+            "PEM file with this agent's client certificate (gosight certs issue), for servers that require one.",
+            _AGENT, type_name="path"),
+    Setting("agent.tls.key_file", parse_str, "", "PEM file with the private key of agent.tls.cert_file.",
+            _AGENT, type_name="path"),
+    Setting("agent.tls.server_name", parse_str, "",
+            "Name to verify in the server's certificate, when agent.server uses an address or name the "
+            "certificate does not carry.", _AGENT, type_name="string"),
+    Setting("agent.token", parse_str, "",
+            "Token sent on every call (gosight token create). Prefer agent.token_file or the environment: flags "
+            "are visible to other users in the process list.", _AGENT, type_name="secret", secret=True),
+    Setting("agent.token_file", parse_str, "",
+            "File holding the agent token; keep it readable by the agent's user only (chmod 600).", _AGENT,
+            type_name="path"),
     Setting("agent.filesystem.exclude_mountpoints", regex, DEFAULT_FS_EXCLUDE_MOUNTPOINTS,
             "Mount points matching this regular expression are not reported.", _AGENT, type_name="regex"),
     Setting("agent.filesystem.exclude_fstypes", regex, DEFAULT_FS_EXCLUDE_FSTYPES,
@@ -347,6 +438,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.network.exclude_devices", regex, "",
             "Network devices matching this regular expression are not reported; empty reports all.", _AGENT,
             type_name="regex"),
+    Setting("agent.containers.socket", engine_address, "",
+            "Docker Engine API of Docker or Podman, as a socket path or a unix:// or tcp:// URL (without TLS). "
+            "Empty finds it: DOCKER_HOST, then the first socket that exists of /var/run/docker.sock, "
+            "/run/podman/podman.sock and $XDG_RUNTIME_DIR/podman/podman.sock.", _AGENT, type_name="address"),
+    Setting("agent.containers.labels", string_list(), [],
+            "Container labels copied onto the container's series as container_label_<name>, with characters "
+            "other than letters, digits and underscores replaced by underscores; a list or a comma-separated "
+            "string.", _AGENT, type_name="list"),
+    Setting("agent.containers.timeout_s", number(0.1, 60), 5.0,
+            "Deadline of one request to the container engine; a slower engine skips that container's "
+            "statistics for one collection.", _AGENT, unit="seconds", type_name="number"),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -414,7 +516,8 @@ def load_config(
         try:
             values[setting.name] = setting.parse(value)
         except ValueError as error:
-            problems.append(f"{setting.name}: invalid value {_show(value)} from {source}: {error}")
+            shown = "(hidden)" if setting.secret else _show(value)
+            problems.append(f"{setting.name}: invalid value {shown} from {source}: {error}")
             continue
         sources[setting.name] = source
 
@@ -438,7 +541,7 @@ def _default(setting: Setting) -> Any:
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[str]:
-    problems = []
+    problems = _security_checks(values)
     idle = values.get("server.presence.idle_after_s")
     offline = values.get("server.presence.offline_after_s")
     if idle is not None and offline is not None and offline <= idle:
@@ -464,6 +567,32 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"agent.backoff.max_s: invalid value {longest:g}: must be at least agent.backoff.initial_s ({initial:g})"
         )
+    return problems
+
+
+def _security_checks(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    pairs = (("server.tls.cert_file", "server.tls.key_file"), ("agent.tls.cert_file", "agent.tls.key_file"))
+    for first, second in pairs:
+        if bool(values.get(first)) != bool(values.get(second)):
+            given, missing = (first, second) if values.get(first) else (second, first)
+            problems.append(f"{missing}: missing: {given} is set, and the two go together")
+    if values.get("server.tls.enabled") is False:
+        for name in ("server.tls.cert_file", "server.tls.key_file", "server.tls.client_ca_file"):
+            if values.get(name):
+                problems.append(f"{name}: set while server.tls.enabled is false; set server.tls.enabled true "
+                                f"(--server.tls.enabled true) or remove {name}")
+        if values.get("server.tls.client_auth") == "require":
+            problems.append("server.tls.client_auth: invalid value 'require': client certificates need TLS; set "
+                            "server.tls.enabled true")
+    if values.get("server.tls.client_ca_file") and values.get("server.tls.client_auth") == "none":
+        problems.append("server.tls.client_ca_file: set while server.tls.client_auth is none; set "
+                        "server.tls.client_auth require to check client certificates")
+    if values.get("agent.token") and values.get("agent.token_file"):
+        problems.append("agent.token: set together with agent.token_file; keep only one of them")
+    if values.get("agent.tls.ca_file") and values.get("agent.tls.ca_fingerprint"):
+        problems.append("agent.tls.ca_fingerprint: set together with agent.tls.ca_file; the CA file is trusted as "
+                        "is, so keep only one of them")
     return problems
 
 
@@ -530,7 +659,7 @@ def _default_text(setting: Setting) -> str:
     if setting.default is None:
         return "required" if setting.name in REQUIRED else "none"
     if isinstance(setting.default, list):
-        return "`" + ",".join(setting.default) + "`"
+        return "`" + ",".join(setting.default) + "`" if setting.default else "empty"
     if isinstance(setting.default, dict):
         return "none"
     if setting.default == "":

@@ -1,0 +1,1 @@
+"""Web users: accounts, sessions, API tokens, TOTP, single sign-on and role-based access control."""
