@@ -22,15 +22,19 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from gosight.config import Config, split_host_port
-from gosight.security import certs
-from gosight.security.certs import CertificateError
-from gosight.security.guard import AGENT_ID_HEADER, AUTHORIZATION_HEADER
+from gosight.security.headers import AGENT_ID_HEADER, AUTHORIZATION_HEADER
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# The cryptography package and gosight.security.certs, which uses it, are imported inside
+# the functions that need them: an agent without TLS never loads them, which keeps its
+# memory small.
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,8 @@ class AgentSecurity:
                 log.warning("fetching the server's CA certificate failed; will retry", extra={"fields": {
                     "server": server, "error": f"{type(error).__name__}: {error}"}})
             else:
+                from gosight.security import certs
+
                 self.ca_pem = certs.pem_certs([ca])
                 if self.pinned_ca_path is not None:
                     _save_pinned_ca(self.pinned_ca_path, self.ca_pem)
@@ -143,6 +149,8 @@ def fetch_pinned_ca(server: str, pin: str, server_name: str = "", cert_pem: byte
     Blocking. Raises PinMismatch when no certificate matches, OSError or ssl.SSLError
     when the handshake fails.
     """
+    from gosight.security import certs
+
     chain = read_presented_chain(server, server_name, cert_pem, key_pem, timeout_s)
     for cert in chain:
         if certs.fingerprint(cert) == pin:
@@ -199,6 +207,8 @@ def connection_hint(details: str, *, tls: bool, client_cert: bool, pinned: bool)
 
 
 def _unverified_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
+    from cryptography import x509
+
     # Python 3.13 made get_unverified_chain() public, returning DER bytes. Python 3.11 (and 3.12) have it only
     # on the private _sslobj, returning certificate objects with public_bytes().
     reader = getattr(tls, "get_unverified_chain", None) or getattr(tls._sslobj, "get_unverified_chain", None)
@@ -215,6 +225,8 @@ def _unverified_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
 def _load_client_cert(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
     # ssl.SSLContext reads certificates only from files; a private temporary directory keeps the key unreadable
     # by others for the moment it exists.
+    from gosight.security import certs
+
     with tempfile.TemporaryDirectory(prefix="gosight-tls-") as directory:
         cert_path = Path(directory) / "client.crt"
         key_path = Path(directory) / "client.key"
@@ -249,9 +261,11 @@ def _load_token(config: Config) -> str | None:
 
 
 def _read_certs_pem(path: Path, setting: str) -> bytes:
+    from gosight.security import certs
+
     try:
         loaded = certs.load_certs(path)
-    except CertificateError as error:
+    except certs.CertificateError as error:
         raise AgentSecurityError(f"{setting}: {error}") from None
     if not loaded:
         raise AgentSecurityError(f"{setting}: {path} contains no PEM certificate")
@@ -259,10 +273,15 @@ def _read_certs_pem(path: Path, setting: str) -> bytes:
 
 
 def _read_key_pem(path: Path, cert_pem: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from gosight.security import certs
+
     try:
         data = certs.read_file(path)
         key = serialization.load_pem_private_key(data, password=None)
-    except CertificateError as error:
+    except certs.CertificateError as error:
         raise AgentSecurityError(f"agent.tls.key_file: {error}") from None
     except (ValueError, TypeError) as error:
         raise AgentSecurityError(f"agent.tls.key_file: {path} is not an unencrypted PEM private key: {error}") from None
@@ -277,9 +296,11 @@ def _read_key_pem(path: Path, cert_pem: bytes) -> bytes:
 
 def _load_pinned_ca(path: Path, pin: str) -> bytes | None:
     """Return the CA saved by an earlier start if it still matches the pin; None means fetch it again."""
+    from gosight.security import certs
+
     try:
         saved = certs.load_certs(path)
-    except CertificateError:
+    except certs.CertificateError:
         return None
     matching = [cert for cert in saved if certs.fingerprint(cert) == pin]
     if not matching:
@@ -290,6 +311,8 @@ def _load_pinned_ca(path: Path, pin: str) -> bytes | None:
 
 
 def _save_pinned_ca(path: Path, pem: bytes) -> None:
+    from gosight.security import certs
+
     try:
         certs.ensure_private_dir(path.parent)
         certs.write_file(path, pem, private=False, force=True)

@@ -26,14 +26,12 @@ from prometheus_client import Counter
 from gosight.config import Config, split_host_port
 from gosight.logconfig import Throttle
 from gosight.security import certs
+from gosight.security.headers import AGENT_ID_HEADER, AUTHORIZATION_HEADER
 from gosight.security.revocation import RevocationList
 from gosight.security.tokens import ACTIVE, EXPIRED, REVOKED, TokenRecord, TokenStore, now_ms
 
 log = logging.getLogger(__name__)
 
-AUTHORIZATION_HEADER = "authorization"
-# Sent by the agent on every call; a token bound to an agent is accepted only with its agent id.
-AGENT_ID_HEADER = "gosight-agent-id"
 GRPC = "grpc"
 HTTP = "http"
 
