@@ -93,6 +93,8 @@ class Exporter:
             if outcome in ("sent", "rejected"):
                 self.spool.remove(entry)
                 continue
+            # The server is away, so what waits in the spool may wait long: make it durable.
+            await asyncio.to_thread(self.spool.sync)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.backoff.next_delay())
 

@@ -22,7 +22,7 @@ from gosight.config import Config
 from gosight.logconfig import Throttle
 from gosight.model import HOST_ENDPOINT_ATTRIBUTE
 from gosight.wire import agent_pb2
-from gosight.wire.otlp import Point, ResourceGroup, encode_resources, resource_attributes
+from gosight.wire.otlp import Point, RequestEncoder, ResourceGroup, resource_attributes
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class Agent:
         self.host_resource = identity.resource()
         self.resource = resource_attributes(self.host_resource)
         self._resources: dict[ResourceKey, list[KeyValue]] = {(): self.resource}
+        # One encoder per request of a collection split into several, keyed by its first point.
+        self._encoders: dict[int, RequestEncoder] = {}
         self.transport = Transport(config, identity, spool,
                                    [collector.name for collector in self.collection.collectors], self.heartbeat)
         self.stop_event = threading.Event()
@@ -133,8 +135,8 @@ class Agent:
         for start in range(0, max(len(points), 1), self.max_samples):
             part = points[start:start + self.max_samples]
             part_stale = stale if start == 0 else []
-            request = encode_resources(self._groups(part, part_stale), time_ms, self.identity.boot_time_ms,
-                                       __version__, CATALOG)
+            encoder = self._encoders.setdefault(start, RequestEncoder(__version__, CATALOG))
+            request = encoder.encode(self._groups(part, part_stale), time_ms, self.identity.boot_time_ms)
             self.spool.append(request.SerializeToString())
         return len(points) + len(stale)
 
@@ -193,6 +195,7 @@ class Agent:
             if close is not None:
                 close()
         self.transport.stop(FLUSH_TIMEOUT_S)
+        self.spool.sync()
         log.info("agent stopped", extra={"fields": {"unsent_batches": self.spool.batches}})
 
 

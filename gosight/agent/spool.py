@@ -1,8 +1,12 @@
 """The agent's disk spool: a bounded first-in first-out queue of export batches.
 
-Every batch is written here (compressed, fsynced, renamed into place) before it is
-sent, and removed only after the server acknowledged it, so batches survive both
-server outages and agent restarts. When a new batch would exceed `max_bytes`, the
+Every batch is written here (compressed, renamed into place) before it is sent, and
+removed only after the server acknowledged it, so batches survive both server
+outages and agent restarts. A new batch is not fsynced: while the server answers,
+it is acknowledged within moments, and a crash of the agent alone loses nothing
+that reached the page cache. When an export fails, the exporter calls `sync`, which
+fsyncs every batch still waiting, so an outage that ends in a power loss loses at
+most the batches written since the last failed attempt. When a new batch would exceed `max_bytes`, the
 oldest batches are dropped and counted.
 
 A batch's file name `<order>-<epoch>.batch` carries its id: the server sees
@@ -30,6 +34,7 @@ from gosight.logconfig import Throttle
 
 log = logging.getLogger(__name__)
 
+_RECENT_PAYLOADS = 16
 _FILE_RE = re.compile(r"^(\d{16})-([0-9a-f]{8})\.batch$")
 
 
@@ -51,6 +56,10 @@ class Spool:
         self.on_append: Callable[[], None] | None = None
         self.dropped_batches = 0
         self._lock = threading.Lock()
+        # Payloads appended by this run, kept until sent so the exporter need not read
+        # and decompress its own file; bounded so an outage does not grow memory.
+        self._recent: dict[Path, bytes] = {}
+        self._unsynced: set[Path] = set()
         self._entries: list[SpoolEntry] = self._scan()
         self._bytes = sum(entry.size for entry in self._entries)
         self._next_order = self._entries[-1].order + 1 if self._entries else 0
@@ -69,7 +78,10 @@ class Spool:
             order = self._next_order
             self._next_order += 1
             path = self.directory / f"{order:016d}-{self.epoch}.batch"
-            _write_durably(path, data)
+            _write_file(path, data, sync=False)
+            self._unsynced.add(path)
+            if len(self._recent) < _RECENT_PAYLOADS:
+                self._recent[path] = payload
             entry = SpoolEntry(order, self.epoch, path, len(data))
             self._entries.append(entry)
             self._bytes += entry.size
@@ -84,6 +96,10 @@ class Spool:
 
     def read(self, entry: SpoolEntry) -> bytes | None:
         """Return the batch's payload, or None if it was dropped or its file is damaged."""
+        with self._lock:
+            payload = self._recent.get(entry.path)
+        if payload is not None:
+            return payload
         try:
             return zlib.decompress(entry.path.read_bytes())
         except FileNotFoundError:
@@ -98,6 +114,8 @@ class Spool:
 
     def remove(self, entry: SpoolEntry) -> None:
         with self._lock:
+            self._recent.pop(entry.path, None)
+            self._unsynced.discard(entry.path)
             if entry in self._entries:
                 self._entries.remove(entry)
                 self._bytes -= entry.size
@@ -105,6 +123,20 @@ class Spool:
             entry.path.unlink()
         except FileNotFoundError:
             pass
+
+    def sync(self) -> None:
+        """Fsync every batch written since the last call; the exporter calls it when a send fails."""
+        with self._lock:
+            paths, self._unsynced = self._unsynced, set()
+        for path in paths:
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
 
     @property
     def batches(self) -> int:
@@ -119,6 +151,8 @@ class Spool:
         while self._bytes > self.max_bytes and len(self._entries) > 1:
             oldest = self._entries.pop(0)
             self._bytes -= oldest.size
+            self._recent.pop(oldest.path, None)
+            self._unsynced.discard(oldest.path)
             try:
                 oldest.path.unlink()
             except FileNotFoundError:
@@ -143,12 +177,13 @@ class Spool:
         return entries
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, sync: bool) -> None:
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(descriptor, data)
-        os.fsync(descriptor)
+        if sync:
+            os.fsync(descriptor)
     finally:
         os.close(descriptor)
     os.replace(temporary, path)

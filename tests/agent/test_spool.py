@@ -84,17 +84,32 @@ def test_spool_drops_oldest_when_full(tmp_path: Path):
 
 
 def test_damaged_batch_is_dropped(tmp_path: Path):
-    spool = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
-    broken = spool.append(payload(0))
-    spool.append(payload(1))
+    first = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
+    broken = first.append(payload(0))
+    first.append(payload(1))
     broken.path.write_bytes(b"not zlib")
 
-    first = spool.read(spool.oldest())
-    second = spool.read(spool.oldest())
+    # A new run reads the files, not the payloads the first one kept in memory.
+    spool = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
+    first_read = spool.read(spool.oldest())
+    second_read = spool.read(spool.oldest())
 
-    assert first is None
-    assert second[:4] == (1).to_bytes(4, "big")
+    assert first_read is None
+    assert second_read[:4] == (1).to_bytes(4, "big")
     assert spool.dropped_batches == 1
+
+
+def test_sync_makes_waiting_batches_durable(tmp_path: Path):
+    spool = Spool(tmp_path, max_bytes=1 << 20, stream_prefix="agent")
+    kept = spool.append(payload(0))
+    sent = spool.append(payload(1))
+    spool.remove(sent)
+
+    spool.sync()
+
+    assert spool._unsynced == set()
+    assert kept.path.exists()
+    assert spool.read(kept)[:4] == (0).to_bytes(4, "big")
 
 
 def test_backoff_grows_and_resets():
