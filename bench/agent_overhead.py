@@ -6,7 +6,8 @@ node_exporter (`/usr/bin/prometheus-node-exporter`, default collectors) scraped 
 HTTP at that interval run side by side for the same wall time. CPU is the process's
 user plus system time over the measured window (after a warm-up); RSS is the largest
 resident set size sampled once a second. The scraper's and the server's own costs are
-not counted: only the agent and node_exporter processes.
+not counted: only the agent and node_exporter processes. CPU time comes from the
+scheduler's per-thread counters in /proc (nanoseconds), where readable.
 
 Usage: python bench/agent_overhead.py [--seconds-1s 120] [--seconds-10s 300]
 """
@@ -43,8 +44,20 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def cpu_seconds(self) -> float:
-        times = self.process.cpu_times()
-        return times.user + times.system
+        """Return CPU time used so far, from the scheduler's nanosecond counters when readable.
+
+        psutil's user and system times count 10 ms clock ticks, too coarse for a process
+        that uses a few milliseconds per collection; /proc/PID/task/*/schedstat counts
+        nanoseconds on CPU for every thread.
+        """
+        total_ns = 0
+        try:
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                total_ns += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            times = self.process.cpu_times()
+            return times.user + times.system
+        return total_ns / 1e9
 
     def start(self) -> None:
         self._thread.start()
