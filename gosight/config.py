@@ -177,6 +177,27 @@ def fingerprint(raw: Any) -> str:
     return normalize_fingerprint(text) if text else ""
 
 
+def role_mapping(raw: Any) -> dict[str, str]:
+    """Parse a YAML mapping or `value=role,value2=role2` of single sign-on claim values to role names."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        pairs = [(str(key).strip(), "" if value is None else str(value).strip()) for key, value in raw.items()]
+    else:
+        pairs = []
+        for item in str(raw).split(","):
+            if not item.strip():
+                continue
+            value, sep, role = item.rpartition("=")
+            if not sep or not value.strip():
+                raise ValueError("expected claim-value=role pairs separated by commas, got " + repr(item))
+            pairs.append((value.strip(), role.strip()))
+    for value, role in pairs:
+        if not re.match(r"^[a-z][a-z0-9_-]{0,39}$", role):
+            raise ValueError(f"invalid role name {role!r} for claim value {value!r}")
+    return dict(pairs)
+
+
 def engine_address(raw: Any) -> str:
     """Parse the address of a Docker Engine API: empty, a socket path, or a unix:// or tcp:// URL."""
     text = parse_str(raw).strip()
@@ -225,6 +246,23 @@ def _expected(kind: str, minimum: float | None, maximum: float | None) -> str:
 def _check_range(value: float, kind: str, minimum: float | None, maximum: float | None) -> None:
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(_expected(kind, minimum, maximum))
+
+
+class DataDirError(Exception):
+    """The data directory cannot be created or written; the message names the fix."""
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data directory (owner-only) if it is missing and check that it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise DataDirError(f"cannot create the data directory {path}: {error.strerror}; "
+                           "set data_dir (--data-dir) to a writable directory") from None
+    if not os.access(path, os.W_OK):
+        raise DataDirError(f"the data directory {path} is not writable; set data_dir (--data-dir) to a "
+                           "writable directory")
+    return path
 
 
 def default_data_dir() -> str:
@@ -345,6 +383,71 @@ SETTINGS: tuple[Setting, ...] = (
             "Whether agents and OTLP senders must present a token (gosight token create): true, false, or auto, "
             "which requires one on each port (gRPC, and POST /v1/metrics on the web port) whose listen address "
             "is not loopback.", _SERVER, type_name="choice"),
+
+    # Web users, sessions and single sign-on (docs/users.md).
+    Setting("server.auth.public_url", parse_str, "",
+            "Address browsers use to reach the server, such as https://metrics.example.com, when it differs from "
+            "the listen address (a proxy): used in the setup link, the single sign-on redirect URI and the "
+            "Origin check. Empty means the address the browser sent.", _SERVER, type_name="url"),
+    Setting("server.auth.session_idle_timeout_s", number(1), 28_800.0,
+            "A session unused for this long ends; the user signs in again.", _SERVER, unit="seconds",
+            type_name="number"),
+    Setting("server.auth.session_max_age_s", number(1), 604_800.0,
+            "A session ends this long after sign-in, even when in use.", _SERVER, unit="seconds", type_name="number"),
+    Setting("server.auth.cookie_secure", choice("auto", "true", "false"), "auto",
+            "Mark the session cookie Secure (sent over HTTPS only): auto does when server.tls.enabled is true or "
+            "server.auth.public_url starts with https://.", _SERVER, type_name="choice"),
+    Setting("server.auth.password_min_length", integer(8, 256), 12,
+            "Shortest password accepted; passwords on the bundled list of common passwords are always refused.",
+            _SERVER, unit="characters", type_name="integer"),
+    Setting("server.auth.login_max_failures", integer(1), 5,
+            "Failed sign-in attempts for one account within 15 minutes before it is locked for "
+            "server.auth.login_lockout_s, doubling with each further failure up to 15 minutes.", _SERVER,
+            unit="attempts", type_name="integer"),
+    Setting("server.auth.login_max_failures_per_address", integer(1), 20,
+            "Failed sign-in attempts from one client address within 15 minutes before it is locked the same way.",
+            _SERVER, unit="attempts", type_name="integer"),
+    Setting("server.auth.login_lockout_s", number(1, 3600), 60.0,
+            "First lockout after too many failed sign-in attempts.", _SERVER, unit="seconds", type_name="number"),
+    Setting("server.auth.setup_link_ttl_s", number(60), 86_400.0,
+            "Validity of the one-time setup link logged on a first start without users.", _SERVER, unit="seconds",
+            type_name="number"),
+    Setting("server.auth.local_login", parse_bool, True,
+            "Allow signing in with a user name and password; false leaves single sign-on only (API tokens keep "
+            "working).", _SERVER, type_name="bool"),
+    Setting("server.auth.oidc.provider", choice("none", "generic", "google", "cognito", "azure"), "none",
+            "Single sign-on provider: none, generic (any OpenID Connect issuer in server.auth.oidc.issuer), "
+            "google, cognito or azure.", _SERVER, type_name="choice"),
+    Setting("server.auth.oidc.issuer", parse_str, "",
+            "Issuer URL of a generic provider; its discovery document is read from "
+            "ISSUER/.well-known/openid-configuration.", _SERVER, type_name="url"),
+    Setting("server.auth.oidc.cognito_region", parse_str, "",
+            "AWS region of the Cognito user pool, such as eu-west-1 (provider cognito).", _SERVER),
+    Setting("server.auth.oidc.cognito_user_pool_id", parse_str, "",
+            "Id of the Cognito user pool, such as eu-west-1_AbCdEfGhI (provider cognito).", _SERVER),
+    Setting("server.auth.oidc.azure_tenant_id", parse_str, "",
+            "Directory (tenant) id of the Microsoft Entra ID tenant (provider azure).", _SERVER),
+    Setting("server.auth.oidc.client_id", parse_str, "", "Client id registered with the provider.", _SERVER),
+    Setting("server.auth.oidc.client_secret", parse_str, "",
+            "Client secret registered with the provider; prefer the environment variable to a flag.", _SERVER,
+            type_name="secret", secret=True),
+    Setting("server.auth.oidc.scopes", string_list(), ["openid", "email", "profile"],
+            "Scopes requested; openid is needed, email gives the address that links accounts.", _SERVER,
+            type_name="list"),
+    Setting("server.auth.oidc.display_name", parse_str, "",
+            "Name on the sign-in button (Sign in with NAME); empty means the provider's name.", _SERVER),
+    Setting("server.auth.oidc.role_claim", parse_str, "",
+            "ID token claim whose values choose the role, such as groups, cognito:groups or roles; dots step into "
+            "nested objects. Empty gives every user server.auth.oidc.default_role.", _SERVER),
+    Setting("server.auth.oidc.role_map", role_mapping, {},
+            "Claim values and the role each gives, as a mapping or value=role,value2=role2; the first listed value "
+            "the user has wins. Roles are updated at every sign-in.", _SERVER, type_name="mapping"),
+    Setting("server.auth.oidc.default_role", parse_str, "viewer",
+            "Role of a user whose claim values match nothing in server.auth.oidc.role_map; empty refuses them.",
+            _SERVER),
+    Setting("server.auth.oidc.create_users", parse_bool, True,
+            "Create an account at the first single sign-on of an unknown verified email; false signs in only users "
+            "an admin created with that email.", _SERVER, type_name="bool"),
     Setting("store.retention_days", number(0.01), 15.0,
             "Samples older than this are deleted; samples older than this are also rejected at ingest.", _SERVER,
             unit="days", type_name="number"),
@@ -541,7 +644,7 @@ def _default(setting: Setting) -> Any:
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[str]:
-    problems = _security_checks(values)
+    problems = _security_checks(values) + _auth_checks(values)
     idle = values.get("server.presence.idle_after_s")
     offline = values.get("server.presence.offline_after_s")
     if idle is not None and offline is not None and offline <= idle:
@@ -593,6 +696,33 @@ def _security_checks(values: Mapping[str, Any]) -> list[str]:
     if values.get("agent.tls.ca_file") and values.get("agent.tls.ca_fingerprint"):
         problems.append("agent.tls.ca_fingerprint: set together with agent.tls.ca_file; the CA file is trusted as "
                         "is, so keep only one of them")
+    return problems
+
+
+def _auth_checks(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    provider = values.get("server.auth.oidc.provider")
+    required = {"generic": ["server.auth.oidc.issuer"], "google": [],
+                "cognito": ["server.auth.oidc.cognito_region", "server.auth.oidc.cognito_user_pool_id"],
+                "azure": ["server.auth.oidc.azure_tenant_id"]}.get(provider or "none")
+    if required is not None:
+        for name in [*required, "server.auth.oidc.client_id", "server.auth.oidc.client_secret"]:
+            if not values.get(name):
+                problems.append(f"{name}: missing: server.auth.oidc.provider {provider} needs it")
+        issuer = values.get("server.auth.oidc.issuer", "")
+        if provider == "generic" and issuer and not re.match(r"^https?://[^/\s]+", issuer):
+            problems.append(f"server.auth.oidc.issuer: invalid value {issuer!r}: expected an https:// URL")
+    if values.get("server.auth.local_login") is False and provider in (None, "none"):
+        problems.append("server.auth.local_login: false leaves no way to sign in; configure "
+                        "server.auth.oidc.provider or set it to true")
+    url = values.get("server.auth.public_url")
+    if url and not re.match(r"^https?://[^/\s]+/?$", url):
+        problems.append(f"server.auth.public_url: invalid value {url!r}: expected a scheme and host such as "
+                        "https://metrics.example.com, without a path")
+    idle, longest = values.get("server.auth.session_idle_timeout_s"), values.get("server.auth.session_max_age_s")
+    if idle is not None and longest is not None and idle > longest:
+        problems.append(f"server.auth.session_idle_timeout_s: invalid value {idle:g}: must be at most "
+                        f"server.auth.session_max_age_s ({longest:g})")
     return problems
 
 

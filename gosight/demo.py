@@ -7,7 +7,6 @@ port is known. On Ctrl-C the agent stops first and flushes, then the server drai
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys

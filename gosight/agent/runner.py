@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -18,7 +17,7 @@ from gosight.agent.collectors.base import Collector, ResourceKey
 from gosight.agent.identity import Identity, load_identity
 from gosight.agent.spool import Spool
 from gosight.agent.transport import Transport
-from gosight.config import Config
+from gosight.config import Config, DataDirError, ensure_data_dir
 from gosight.logconfig import Throttle
 from gosight.model import HOST_ENDPOINT_ATTRIBUTE
 from gosight.wire import agent_pb2
@@ -218,10 +217,6 @@ def run_agent(config: Config) -> int:
 
 def _ensure_dir(path: Path) -> Path:
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as error:
-        raise AgentStartupError(f"cannot create the data directory {path}: {error.strerror}; "
-                                "set data_dir (--data-dir) to a writable directory") from None
-    if not os.access(path, os.W_OK):
-        raise AgentStartupError(f"the data directory {path} is not writable; set data_dir (--data-dir)")
-    return path
+        return ensure_data_dir(path)
+    except DataDirError as error:
+        raise AgentStartupError(str(error)) from None

@@ -29,7 +29,6 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from gosight.model import (
     ENDPOINT_KIND_ATTRIBUTE,
     HOST_ENDPOINT_ATTRIBUTE,
-    IDENTITY_LABELS,
     STALE_NAN,
     Labels,
     MetricMetadata,

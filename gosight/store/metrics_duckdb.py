@@ -19,6 +19,10 @@ committed data.
 Contract: one thread (the ingest writer) calls `write`, `compact`, `apply_retention`
 and `close`; any thread may call the read methods, which see the last committed
 state.
+
+Columns reach DuckDB as dicts of numpy arrays held in local variables (`frame`,
+`doomed`, ...) that the SQL names: DuckDB's replacement scan reads them from the
+calling frame, so they look unused to linters but are not.
 """
 
 from __future__ import annotations

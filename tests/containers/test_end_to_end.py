@@ -98,7 +98,7 @@ def test_host_filter_excludes_other_hosts(setup):
 
 def test_container_series_carry_identity(setup):
     container_id = setup.ids["e2e-web"]
-    wait_for(lambda: _query(setup.client, f'container_memory_usage_bytes{{name="e2e-web"}}'),
+    wait_for(lambda: _query(setup.client, 'container_memory_usage_bytes{name="e2e-web"}'),
              message="memory usage of e2e-web")
 
     result = _query(setup.client, 'container_memory_usage_bytes{name="e2e-web"}')

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import time
 
-import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -271,7 +270,7 @@ def test_query_timeout_is_503(tmp_path, artifacts) -> None:
 
     running = start_server(tmp_path / "data", artifacts / "server.log", "--query.timeout_s", "0.1")
     try:
-        with httpx.Client(base_url=running.url, timeout=30.0) as client:
+        with running.client() as client:
             # Nested subqueries: 86,400 windows of 86,400 samples each, billions of cells in all.
             response = client.get(f"{PREFIX}/query", params={
                 "query": "max_over_time(max_over_time(vector(1)[1d:1s])[1d:1s])"})

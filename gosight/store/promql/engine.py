@@ -19,7 +19,7 @@ from gosight.store.promql.parse import parse_query
 # Dashboards send the same queries again on every refresh. Trees are never changed
 # after parsing, so threads can share them; a failed parse is not cached.
 _parse_cached = functools.lru_cache(maxsize=1024)(parse_query)
-from gosight.store.promql.values import RangeVector, Scalar, String, Vector
+from gosight.store.promql.values import RangeVector, Scalar, String
 
 VECTOR = "vector"
 MATRIX = "matrix"
