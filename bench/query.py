@@ -132,7 +132,8 @@ def query_class(query: str, fleet: bool) -> str:
 
 # Loading.
 
-async def load(target: str, server_url: str, hosts: int, days: int, end_s: int) -> tuple[int, float]:
+async def load(target: str, server_url: str, hosts: int, days: int, end_s: int,
+               headers: dict[str, str]) -> tuple[int, float]:
     """Send every host's samples, oldest first; return (samples sent, seconds)."""
     specs = host_series()
     points = days * 86_400 // INTERVAL_S
@@ -166,7 +167,7 @@ async def load(target: str, server_url: str, hosts: int, days: int, end_s: int) 
 
     started = time.perf_counter()
     workers = [asyncio.create_task(worker()) for _ in range(8)]
-    async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=server_url, timeout=30, headers=headers) as client:
         for first in range(0, points, POINTS_PER_REQUEST):
             window = slice(first, min(points, first + POINTS_PER_REQUEST))
             for host in range(hosts):
@@ -203,7 +204,8 @@ def load_everything(args: argparse.Namespace, workdir: Path, vm: VictoriaMetrics
                           "--store.metrics.remote_write_queue_samples", str(QUEUE_CAPACITY_SAMPLES),
                           "--server.ingest.max_message_bytes", str(64 << 20))
     try:
-        sent, seconds = asyncio.run(load(server.grpc, server.url, args.hosts, args.days, end_s))
+        sent, seconds = asyncio.run(load(server.grpc, server.url, args.hosts, args.days, end_s,
+                                         server.auth_headers()))
         print(f"  GoSight acknowledged {sent:,} samples in {seconds:.0f} s ({sent / seconds:,.0f} samples/s)")
         started = time.perf_counter()
         with server.client() as client:
@@ -248,14 +250,15 @@ def compact(workdir: Path, end_s: int) -> float:
 
 # Measuring.
 
-def run_queries(gosight_url: str, vm_url: str, info: dict, repeats: int) -> tuple[dict, list[str]]:
+def run_queries(gosight_url: str, vm_url: str, info: dict, repeats: int,
+                gosight_headers: dict[str, str]) -> tuple[dict, list[str]]:
     """Return latencies[(class, window)] = {"gosight": [...], "vm": [...]} and result mismatches."""
     end_s = info["end_s"]
     hosts = info["hosts"]
     latencies: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: {"gosight": [], "vm": []})
     mismatches: list[str] = []
-    with httpx.Client(base_url=gosight_url, timeout=300) as gosight, httpx.Client(base_url=vm_url,
-                                                                                  timeout=300) as vm:
+    with httpx.Client(base_url=gosight_url, timeout=300, headers=gosight_headers) as gosight, \
+            httpx.Client(base_url=vm_url, timeout=300) as vm:
         for window_name, span_s in WINDOWS:
             step_s = choose_step(span_s, CHART_WIDTH_PX, INTERVAL_S)
             rate = rate_window(step_s, INTERVAL_S)
@@ -355,7 +358,7 @@ def main() -> None:
         try:
             gosight_rss = psutil.Process(server.proc.process.pid)
             print("querying")
-            latencies, mismatches = run_queries(server.url, vm.url, info, args.repeats)
+            latencies, mismatches = run_queries(server.url, vm.url, info, args.repeats, server.auth_headers())
             rss_mib = gosight_rss.memory_info().rss / 2**20
         finally:
             server.proc.stop(timeout_s=120)

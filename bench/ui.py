@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gosight.agent.catalog import CATALOG  # noqa: E402
 from gosight.model import Matcher, SampleBatch  # noqa: E402
 from gosight.store.metrics_duckdb import MetricStore  # noqa: E402
-from tests.support.processes import start_agent, start_server, wait_for  # noqa: E402
-from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, DIST, wait_for_charts  # noqa: E402
+from tests.support.processes import Server, start_agent, start_server, wait_for  # noqa: E402
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, DIST, sign_in, wait_for_charts  # noqa: E402
 
 TARGET_GZIP_BYTES = 150 * 1024
 TARGET_DRAW_MS = 1000
@@ -137,7 +137,7 @@ def synthesize(item, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(0.0, first_value - after)
 
 
-def measure(url: str, endpoint_id: str, runs: int) -> dict[str, list[float]]:
+def measure(server: Server, endpoint_id: str, runs: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     detail = f"/endpoints/{quote(endpoint_id, safe='')}?range=1d"
@@ -145,7 +145,9 @@ def measure(url: str, endpoint_id: str, runs: int) -> dict[str, list[float]]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
+        sign_in(context, server)
         page = context.new_page()
+        url = server.url
         page.goto(url + detail)  # warm-up: caches, the server's first queries
         wait_for_charts(page, timeout_ms=60_000)
         for _ in range(runs):
@@ -212,7 +214,7 @@ def main() -> int:
         agent = None
         try:
             agent = start_agent(server.grpc, root / "agent", logs / "agent.log")
-            results = measure(server.url, endpoint_id, args.runs)
+            results = measure(server, endpoint_id, args.runs)
         finally:
             if agent is not None:
                 agent.stop()

@@ -44,4 +44,8 @@ fi
 if [ -f gosight/ui/package.json ]; then
     (cd gosight/ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 fi
+# The OpenID Connect provider (npm's oidc-provider) that the single sign-on tests run; tests only.
+if [ -f tests/auth/oidc-provider/package-lock.json ]; then
+    (cd tests/auth/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: done"

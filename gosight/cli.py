@@ -1,4 +1,4 @@
-"""The gosight command: server, agent, demo, version, check-config, certs and token."""
+"""The gosight command: server, agent, demo, version, check-config, certs, token and user."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gosight.config import (
     settings_for,
 )
 from gosight.logconfig import configure_logging
+from gosight.auth import commands as user_commands
 from gosight.security import commands as security_commands
 
 log = logging.getLogger("gosight.cli")
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(demo, [SERVER, AGENT])
     commands.add_parser("version", help="print the version and exit")
     security_commands.add_parsers(commands)
+    user_commands.add_parser(commands)
 
     check = commands.add_parser("check-config", help="validate settings from the file, environment and flags")
     check.add_argument("--role", choices=[SERVER, AGENT, "all"], default="all",
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": _check_config,
         "certs": security_commands.run_certs,
         "token": security_commands.run_token,
+        "user": user_commands.run_user,
     }
     try:
         return handlers[args.command](args)

@@ -82,7 +82,7 @@ class AuthMiddleware:
         if permission is None:
             raise AuthFailure(403, f"route {connection.url.path} declares no permission, so nobody may use it")
         if service is None:
-            raise AuthFailure(503, "this server has no user store, so only public routes answer")
+            raise AuthFailure(503, "this server has no user store, so only public routes respond")
         if permission == INGEST_PERMISSION:
             return await _ingest_principal(service, connection)
         if not await service.run(service.has_users):
@@ -185,7 +185,7 @@ def _check_csrf(service: AuthService, connection: HTTPConnection, principal: Pri
 
 async def _deny(scope: Scope, receive: Receive, send: Send, failure: AuthFailure) -> None:
     if scope["type"] == "websocket":
-        # Closing before accepting makes the server answer the handshake with 403.
+        # Closing before accepting makes the server reject the handshake with 403.
         await receive()
         await send({"type": "websocket.close", "code": 1008, "reason": failure.message[:120]})
         return

@@ -1,8 +1,9 @@
 """The server side of web authentication: who is calling, and the steps of signing in.
 
 `AuthService` turns the credentials of a request (a session cookie, an API token, or
-HTTP Basic on the Prometheus API) into a `Principal`, creates and rotates sessions,
-checks passwords with throttling, and owns the one-time setup link of a first start.
+HTTP Basic on the Prometheus API) into a `Principal`. It also creates and rotates
+sessions, checks passwords with throttling, and owns the one-time setup link of a
+first start.
 The middleware (middleware.py) decides with the principal whether a route may run.
 """
 
@@ -34,6 +35,7 @@ from gosight.auth.store import (
 )
 from gosight.auth.throttle import LoginThrottle
 from gosight.config import Config
+from gosight.logconfig import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class AuthService:
         self.store = store
         self.config = config
         self.idle_ms = int(config["server.auth.session_idle_timeout_s"] * 1000)
+        # Writing last_seen every minute is precise enough for hours of idle time, not for seconds.
+        self.touch_ms = min(TOUCH_INTERVAL_MS, self.idle_ms // 10)
         self.max_age_s = float(config["server.auth.session_max_age_s"])
         self.throttle = LoginThrottle(max_failures_account=config["server.auth.login_max_failures"],
                                       max_failures_address=config["server.auth.login_max_failures_per_address"],
@@ -115,8 +119,11 @@ class AuthService:
         self.setup: SetupLink | None = None
         self.oidc = None  # an OidcClient when single sign-on is configured (set by the server)
         self._has_users = False
+        self._setup_lock = threading.Lock()
+        # Throttled sign-in attempts are recorded and logged at most once a minute per account and address.
+        self.throttled_reports = Throttle(60.0)
         self._basic = _BasicCache()
-        # Keyed by a random value of this process, so the cache holds nothing a password can be tested against.
+        # The cache keys are HMACs under a random key of this process, so no password can be tested against them.
         self._basic_key = secrets.token_bytes(32)
 
     # First start.
@@ -147,12 +154,14 @@ class AuthService:
                                    "add --admin NAME' on the server", code="setup_link_expired")
 
     def complete_setup(self, token: str, username: str, password: str) -> User:
-        self.check_setup_token(token)
-        passwords.check_policy(password, self.password_min_length, username)
-        assert self.setup is not None
-        self.setup.used = True
-        user = self.store.create_user(username, passwords.hash_password(password), rbac.ADMIN)
-        self._has_users = True
+        """Create the first admin with the setup token; the lock lets only one of two racing requests use it."""
+        with self._setup_lock:
+            self.check_setup_token(token)
+            passwords.check_policy(password, self.password_min_length, username)
+            assert self.setup is not None
+            user = self.store.create_user(username, passwords.hash_password(password), rbac.ADMIN)
+            self.setup.used = True
+            self._has_users = True
         return user
 
     @property
@@ -174,7 +183,7 @@ class AuthService:
             self.throttle.failure(username, client_ip)
             raise AuthFailure(401, "invalid user name or password", code="invalid_credentials")
         if user.disabled:
-            # Said only to someone who knows the password.
+            # Only a caller with the right password learns that the account is disabled.
             raise AuthFailure(403, f"the account {user.username!r} is disabled; ask an admin", code="disabled")
         self.throttle.success(username)
         return user
@@ -191,7 +200,7 @@ class AuthService:
 
     def start_session(self, user: User, *, method: str, client_ip: str, user_agent: str,
                       replaces: str | None = None, mfa_done: bool = False) -> SignIn:
-        """Create the session of a user who proved their first factor; its stage says what is left to do."""
+        """Create the session of a user who proved their first factor; its stage names the step still owed."""
         stage = STAGE_ACTIVE
         if method == "password" and not mfa_done:
             if user.mfa_enabled:
@@ -224,7 +233,7 @@ class AuthService:
         if user.disabled:
             self.store.end_session_by_digest(session.digest)
             raise AuthFailure(401, "your account is disabled", code="disabled")
-        if now - session.last_seen_ms >= TOUCH_INTERVAL_MS:
+        if now - session.last_seen_ms >= self.touch_ms:
             self.store.touch_session(session, now)
         permissions = self.permissions_of(user) if session.stage == STAGE_ACTIVE else frozenset({rbac.SIGNIN})
         return Principal(user=user, kind="session", permissions=permissions, session=session)

@@ -3,7 +3,7 @@
 GET /api/v1/tokens lists tokens (never the tokens themselves), POST /api/v1/tokens
 creates one from a JSON body `{"name": "web1", "expires": "30d", "bind_agent": true}`
 (every field optional) and returns it once in `token`, DELETE /api/v1/tokens/{id}
-revokes one.
+revokes one. Every route needs the tokens:manage permission (admins).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gosight.security.guard import is_loopback
+from gosight.auth.middleware import principal_of
+from gosight.auth.web import record
 from gosight.security.tokens import TokenNotFound, TokenRecord, TokenStore, now_ms, parse_duration_s
 from gosight.server.api.endpoints import rfc3339
 from gosight.server.api.errors import ApiError
@@ -58,28 +59,27 @@ async def create_token(request: Request) -> JSONResponse:
         raise ApiError(400, "invalid bind_agent: expected true or false")
     try:
         expires_in_s = parse_duration_s(expires or "never")
-        token, record = await asyncio.to_thread(tokens.create, name, expires_in_s, bind_agent)
+        token, created = await asyncio.to_thread(tokens.create, name, expires_in_s, bind_agent)
     except ValueError as error:
         raise ApiError(400, str(error)) from None
-    return JSONResponse({"token": token, **token_json(record, now_ms())}, status_code=201, headers=NO_STORE)
+    await record(request, "agent_token_created", actor=principal_of(request), token_id=created.token_id,
+                 name=created.name)
+    return JSONResponse({"token": token, **token_json(created, now_ms())}, status_code=201, headers=NO_STORE)
 
 
 async def revoke_token(request: Request) -> JSONResponse:
     tokens = _tokens(request)
     token_id = request.path_params["token_id"]
     try:
-        record = await asyncio.to_thread(tokens.revoke, token_id)
+        revoked = await asyncio.to_thread(tokens.revoke, token_id)
     except TokenNotFound:
         raise ApiError(404, f"no token with id {token_id!r}; GET /api/v1/tokens lists them") from None
-    return JSONResponse(token_json(record, now_ms()))
+    await record(request, "agent_token_revoked", actor=principal_of(request), token_id=token_id)
+    return JSONResponse(token_json(revoked, now_ms()))
 
 
 def _tokens(request: Request) -> TokenStore:
-    # TODO: replace this loopback-only rule with the tokens:manage permission check once web users sign in.
-    client = request.client.host if request.client else ""
-    if not is_loopback(client):
-        raise ApiError(403, "token management over the API is open to loopback clients only until web sign-in "
-                       "exists; run 'gosight token' on the server instead")
+    # The auth middleware has checked the tokens:manage permission before the handler runs.
     tokens = getattr(request.app.state, "tokens", None)
     if tokens is None:
         raise ApiError(503, "this server has no token store")

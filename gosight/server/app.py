@@ -7,11 +7,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from gosight import __version__
+from gosight.auth.middleware import AuthMiddleware
+from gosight.auth.routes import auth_routes
 from gosight.security import api as tokens_api
 from gosight.server.api import endpoints as endpoints_api
 from gosight.server.api import prometheus as prometheus_api
@@ -42,14 +45,20 @@ def core_routes() -> list[BaseRoute]:
         route("/api/v1/tokens/{token_id}", tokens_api.revoke_token, permission="tokens:manage", methods=("DELETE",)),
         *prometheus_api.routes(),
         websocket("/ws/live", live_endpoint, permission="metrics:read"),
+        *auth_routes(),
     ]
 
 
 def create_app(state: dict[str, Any], extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
-    """Build the application; `state` entries become `app.state` attributes for the handlers."""
+    """Build the application; `state` entries become `app.state` attributes for the handlers.
+
+    AuthMiddleware lets a request reach its route only when the caller holds the
+    route's permission; `state["auth"]` is the AuthService it asks.
+    """
     app = Starlette(
         # The dashboard's catch-all for client-side views goes last, after every API route.
         routes=[*core_routes(), *extra_routes, *WebApp().routes()],
+        middleware=[Middleware(AuthMiddleware)],
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
     )
     for key, value in state.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import Callable
@@ -17,7 +16,8 @@ import grpc
 import uvicorn
 
 from gosight import __version__
-from gosight.config import Config, join_host_port, split_host_port
+from gosight.config import Config, DataDirError, ensure_data_dir, join_host_port, split_host_port
+from gosight.auth.startup import log_setup_link, start_auth
 from gosight.server.app import create_app
 from gosight.server.endpoints import EndpointRegistry
 from gosight.server.ingest import IngestPipeline
@@ -99,6 +99,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         metrics = ServerMetrics()
         tokens = TokenStore(data_dir / "meta.sqlite")
         shutdown.callback(tokens.close)
+        auth = await start_auth(config, data_dir, shutdown)
         guard = _call_guard(config, tokens, tls, metrics)
         # The forwarder closes after the pipeline, so it still gets the last commits of the drain.
         forwarder = _start_remote_write(config, store, metrics)
@@ -136,7 +137,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
             shutdown.callback(query_backend.close)
         app = create_app({"config": config, "store": store, "endpoints": endpoints, "server_metrics": metrics,
                           "metrics_receiver": receiver, "pipeline": pipeline, "query_engine": query_engine,
-                          "query_backend": query_backend, "call_guard": guard, "tokens": tokens})
+                          "query_backend": query_backend, "call_guard": guard, "tokens": tokens,
+                          "auth": auth})
         # Live mode: the dashboard's WebSockets get fresh query results after each commit.
         live_hub = LiveHub(store.registry, engine_evaluator(query_backend), query_metric_names, metrics=metrics)
         app.state.live_hub = live_hub
@@ -162,6 +164,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         log.info("server listening", extra={"fields": {
             "http": http_address, "grpc": grpc_address, "tls": tls is not None,
             "agent_token_required": ",".join(sorted(guard.token_required_on)) or "none"}})
+        log_setup_link(auth, config, http_address, tls is not None)
         if on_listening is not None:
             on_listening(Listening(http=http_address, grpc=grpc_address))
 
@@ -288,14 +291,9 @@ def _open_store(data_dir: Path, chunk_cache_bytes: int) -> MetricStore:
 
 def _ensure_data_dir(path: Path) -> Path:
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as error:
-        raise StartupError(f"cannot create the data directory {path}: {error.strerror}; "
-                           "set data_dir (--data-dir) to a writable directory") from None
-    if not os.access(path, os.W_OK):
-        raise StartupError(f"the data directory {path} is not writable; set data_dir (--data-dir) to a "
-                           "writable directory")
-    return path
+        return ensure_data_dir(path)
+    except DataDirError as error:
+        raise StartupError(str(error)) from None
 
 
 async def _flush_endpoints_periodically(endpoints: EndpointRegistry) -> None:

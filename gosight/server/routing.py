@@ -2,7 +2,8 @@
 
 Every HTTP and WebSocket route of the server is built with `route` or `websocket`,
 which require a permission name; a route without one cannot be built, and a test
-walks the application to prove that every route has one.
+walks the application to prove that every route has one. AuthMiddleware
+(gosight/auth/middleware.py) checks the permission before the route runs.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def run_smoke(binary: Path, workdir: Path) -> dict:
     server = start_server(workdir / "server", workdir / "server.log", program=program)
     agent = start_agent(server.grpc, workdir / "agent", workdir / "agent.log", "--interval", "1", program=program)
     result: dict = {"server": server.http}
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(base_url=server.url, timeout=10, headers=server.auth_headers()) as client:
         query = wait_for(
             lambda: client.get("/prometheus/api/v1/query", params={"query": "node_memory_MemTotal_bytes"})
             .json()["data"]["result"],

@@ -50,9 +50,12 @@ class MtlsSetup:
     tokens: dict[str, str]
     sent_cases: list[str]
 
-    def https(self) -> httpx.Client:
+    def https(self, signed_in: bool = True) -> httpx.Client:
+        """Return an HTTPS client; `signed_in` adds the admin's API token, which queries need and probes must not
+        carry."""
         context = ssl.create_default_context(cafile=str(self.authority.ca_cert_path))
-        return httpx.Client(base_url=f"https://{self.server.http}", verify=context, timeout=30.0)
+        return httpx.Client(base_url=f"https://{self.server.http}", verify=context, timeout=30.0,
+                            headers=self.server.auth_headers() if signed_in else None)
 
     def stored_cases(self, case: str) -> list:
         with self.https() as client:
@@ -196,7 +199,7 @@ def test_http_rejected(mtls: MtlsSetup, case, token, agent_id, status, code, mes
     if token is not None:
         headers["Authorization"] = f"Bearer {mtls.tokens.get(token, token)}"
 
-    with mtls.https() as client:
+    with mtls.https(signed_in=False) as client:
         response = client.post("/v1/metrics", content=probe(case), headers=headers)
     mtls.sent_cases.append(case)
     body = status_pb2.Status.FromString(response.content)

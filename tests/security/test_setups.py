@@ -25,7 +25,7 @@ COLLECTIONS = "gosight_agent_collections_total"
 
 def https_client(server: Server, ca_file: Path) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(ca_file))
-    return httpx.Client(base_url=f"https://{server.http}", verify=context, timeout=30.0)
+    return httpx.Client(base_url=f"https://{server.http}", verify=context, timeout=30.0, headers=server.auth_headers())
 
 
 def collections_seen(client: httpx.Client, who: str) -> float:
@@ -121,7 +121,7 @@ def test_plain_loopback(tmp_path: Path, artifacts: Path, launched: list):
 
     agent = launch_agent(launched, server.grpc, tmp_path / "agent-data", artifacts / "agent.log", *INTERVAL,
                          "--agent.labels", "who=plain")
-    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+    with server.client() as client:
         wait_for(lambda: collections_seen(client, "plain") >= 2, message="two collections over plaintext")
     assert_clean_stop(agent)
     server.proc.stop()

@@ -11,12 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gosight.auth.service import AuthService
+from gosight.auth.store import AuthStore, now_ms
 from gosight.config import load_config
 from gosight.security.authority import Authority
 from gosight.security.tokens import TokenStore
 from gosight.server.app import create_app
 from tests.security.support import PROBE_METRIC, probe
-from tests.support.processes import Server, start_server
+from tests.support.processes import Server, bootstrap_admin, start_server
 from tests.support.store import read_series
 
 
@@ -36,7 +38,7 @@ def ca_file(server: Server) -> Path:
 
 def https(server: Server) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(ca_file(server)))
-    return httpx.Client(base_url=f"https://{server.http}", verify=context, timeout=30.0)
+    return httpx.Client(base_url=f"https://{server.http}", verify=context, timeout=30.0, headers=server.auth_headers())
 
 
 def handshake(address: str, version: ssl.TLSVersion, ciphers: str = "ALL:@SECLEVEL=0") -> str:
@@ -115,20 +117,31 @@ def test_token_api_and_otlp_http(tls_server: Server):
     assert token not in tls_server.proc.log_text()
 
 
-def test_token_api_rejects_remote_clients(tmp_path: Path):
+def test_token_api_needs_tokens_manage_from_any_address(tmp_path: Path):
     tokens = TokenStore(tmp_path / "meta.sqlite")
     config = load_config(["server"], env={}, flags={"data_dir": str(tmp_path)})
-    app = create_app({"config": config, "tokens": tokens})
+    admin_token = bootstrap_admin(tmp_path)
+    auth = AuthService(AuthStore(tmp_path), config)
+    viewer = auth.store.create_user("viewer1", None, "viewer")
+    viewer_token, _ = auth.store.create_token(viewer.user_id, "", frozenset({"metrics:read"}), now_ms() + 60_000)
+    app = create_app({"config": config, "tokens": tokens, "auth": auth})
 
-    async def request_from(address: str) -> httpx.Response:
+    async def request_from(address: str, token: str | None) -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gosight") as client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(transport=transport, base_url="http://gosight", headers=headers) as client:
             return await client.get("/api/v1/tokens")
 
-    remote = asyncio.run(request_from("192.0.2.10"))
-    local = asyncio.run(request_from("127.0.0.1"))
+    remote = asyncio.run(request_from("192.0.2.10", None))
+    local = asyncio.run(request_from("127.0.0.1", None))
+    remote_admin = asyncio.run(request_from("192.0.2.10", admin_token))
+    local_viewer = asyncio.run(request_from("127.0.0.1", viewer_token))
     tokens.close()
+    auth.store.close()
 
-    assert remote.status_code == 403
-    assert "loopback clients only" in remote.json()["error"]["message"]
-    assert local.status_code == 200
+    assert remote.status_code == 401
+    assert local.status_code == 401, "loopback clients get no exception any more"
+    assert "sign in first" in local.json()["error"]["message"]
+    assert remote_admin.status_code == 200
+    assert local_viewer.status_code == 403
+    assert "tokens:manage" in local_viewer.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -122,28 +123,69 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
     return running
 
 
+# The admin account that start_server creates in every data directory it is given.
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "test-admin-passphrase-7"
+
+
 @dataclass
 class Server:
     proc: GosightProcess
     data_dir: Path
     http: str
     grpc: str
+    # An API token of the admin with every permission; None for a server started without users.
+    token: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.http}"
 
+    def auth_headers(self) -> dict[str, str]:
+        """Return the headers that authenticate a request as the admin; the one place tests get credentials."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0)
+        return httpx.Client(base_url=self.url, timeout=30.0, headers=self.auth_headers())
 
 
 def start_server(data_dir: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None,
                  grpc_listen: str = "127.0.0.1:0", http_listen: str = "127.0.0.1:0",
-                 program: list[str] | None = None) -> Server:
+                 program: list[str] | None = None, bootstrap: bool = True) -> Server:
+    """Start a server; with `bootstrap`, first create the admin and an API token in its data directory."""
+    token = bootstrap_admin(data_dir) if bootstrap else None
     proc = spawn(["server", "--data-dir", str(data_dir), "--http-listen", http_listen,
                   "--grpc-listen", grpc_listen, *extra], log_path, env, program)
     record = proc.wait_for_log("server listening", timeout_s=60.0)
-    return Server(proc=proc, data_dir=data_dir, http=record["http"], grpc=record["grpc"])
+    return Server(proc=proc, data_dir=data_dir, http=record["http"], grpc=record["grpc"], token=token)
+
+
+def bootstrap_admin(data_dir: Path) -> str:
+    """Create the admin account (once) and a new one-day API token with every permission; return the token.
+
+    It writes the metadata database directly, as 'gosight user add' and 'gosight user token'
+    do, which saves two process starts per server.
+    """
+    from gosight.auth import rbac  # noqa: PLC0415 - keeps test collection light
+    from gosight.auth.store import AuthStore, now_ms  # noqa: PLC0415
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = AuthStore(data_dir)
+    try:
+        user = store.find_user(ADMIN_USER)
+        if user is None:
+            user = store.create_user(ADMIN_USER, _admin_password_hash(), rbac.ADMIN)
+        token, _ = store.create_token(user.user_id, "tests", rbac.grantable_permissions(), now_ms() + 86_400_000)
+    finally:
+        store.close()
+    return token
+
+
+@functools.lru_cache(maxsize=1)
+def _admin_password_hash() -> str:
+    from gosight.auth.passwords import hash_password  # noqa: PLC0415
+
+    return hash_password(ADMIN_PASSWORD)
 
 
 def start_agent(server_grpc: str, data_dir: Path, log_path: Path, *extra: str,

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import GosightProcess, Server, start_agent, start_server, wait_for
+from tests.support.processes import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    GosightProcess,
+    Server,
+    start_agent,
+    start_server,
+    wait_for,
+)
 
 CHROMIUM = os.environ.get("GOSIGHT_TEST_CHROMIUM", "/usr/bin/chromium")
 # No network features of the browser itself: every request in a test must come from the page.
@@ -111,18 +119,30 @@ def color_scheme(request) -> str:
     return request.param
 
 
-def new_page(browser, color_scheme: str = "light", viewport: dict | None = None):
+def new_page(browser, color_scheme: str = "light", viewport: dict | None = None, *,
+             server: Server | None = None, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD):
+    """Open a browser context and page; with `server`, sign in to it first as `username`."""
     context = browser.new_context(color_scheme=color_scheme, viewport=viewport or {"width": 1280, "height": 900},
                                   service_workers="block")
+    if server is not None:
+        sign_in(context, server, username, password)
     page = context.new_page()
     watch = PageWatch()
     watch.attach(page)
     return context, page, watch
 
 
+def sign_in(context, server: Server, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:
+    """Sign the browser context in, as the sign-in form would; the session cookie lands in the context."""
+    response = context.request.post(f"{server.url}/api/v1/auth/login", data={"username": username,
+                                                                             "password": password},
+                                    headers={"Origin": server.url})
+    assert response.status == 200, f"signing in as {username} failed: {response.status} {response.text()}"
+
+
 @pytest.fixture
-def page_and_watch(browser) -> Iterator[tuple]:
-    context, page, watch = new_page(browser)
+def page_and_watch(browser, fleet: Fleet) -> Iterator[tuple]:
+    context, page, watch = new_page(browser, server=fleet.server)
     yield page, watch
     context.close()
 
@@ -134,12 +154,20 @@ def wait_for_js(page, expression: str, arg=None, timeout_ms: int = 30_000) -> No
     dashboard's Content-Security-Policy forbids (no eval); page.evaluate goes through
     the DevTools protocol, which the policy does not cover.
     """
+    from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415 - only browser tests need it
+
     deadline = time.monotonic() + timeout_ms / 1000
+    last_error = None
     while True:
-        if page.evaluate(expression, arg):
-            return
+        try:
+            if page.evaluate(expression, arg):
+                return
+        except PlaywrightError as error:
+            # The app renders after it has asked the server who is signed in, so elements may not exist yet.
+            last_error = error
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_ms} ms waiting for {expression}")
+            raise AssertionError(f"timed out after {timeout_ms} ms waiting for {expression}; last error: "
+                                 f"{last_error}")
         page.wait_for_timeout(100)
 
 

@@ -75,8 +75,8 @@ def _row(name_or_id: str) -> str:
 
 
 def test_containers_tab_lists_containers(browser, container_fleet: ContainerFleet) -> None:
-    context, page, watch = new_page(browser)
     fleet = container_fleet
+    context, page, watch = new_page(browser, server=fleet.server)
     web, stopped = fleet.endpoint_id("ui-web"), fleet.endpoint_id("ui-stopped")
     try:
         page.goto(f"{fleet.url}/endpoints/{quote(fleet.host_id, safe='')}?tab=containers&range=5m")
@@ -115,8 +115,8 @@ def test_containers_tab_lists_containers(browser, container_fleet: ContainerFlee
 
 
 def test_container_detail_shows_charts(browser, container_fleet: ContainerFleet) -> None:
-    context, page, watch = new_page(browser)
     fleet = container_fleet
+    context, page, watch = new_page(browser, server=fleet.server)
     web = fleet.endpoint_id("ui-web")
     try:
         page.goto(f"{fleet.url}/endpoints/{quote(fleet.host_id, safe='')}?tab=containers&range=5m")
@@ -151,8 +151,8 @@ def test_container_detail_shows_charts(browser, container_fleet: ContainerFleet)
 
 
 def test_endpoints_table_shows_containers_with_host(browser, container_fleet: ContainerFleet) -> None:
-    context, page, watch = new_page(browser)
     fleet = container_fleet
+    context, page, watch = new_page(browser, server=fleet.server)
     web_row = f"tr[data-endpoint='{fleet.endpoint_id('ui-web')}']"
     host_row = f"tr[data-endpoint='{fleet.host_id}']"
     try:

@@ -22,7 +22,8 @@ CHARTS_WITH_DATA = {"cpu", "memory", "load", "filesystem", "cpu-mode", "cpu-per-
 
 def _api_range(fleet: Fleet, query: str, chart: dict) -> list[dict]:
     params = {"query": query, "start": chart["start"], "end": chart["end"], "step": chart["step"]}
-    response = httpx.get(f"{fleet.url}/prometheus/api/v1/query_range", params=params, timeout=30)
+    response = httpx.get(f"{fleet.url}/prometheus/api/v1/query_range", params=params, timeout=30,
+                         headers=fleet.server.auth_headers())
     body = response.json()
     assert response.status_code == 200, body
     return body["data"]["result"]
@@ -34,7 +35,7 @@ def _endpoint_url(fleet: Fleet, tab: str = "overview", extra: str = "") -> str:
 
 
 def test_pages_load_cleanly_in_both_themes(browser, fleet: Fleet, color_scheme: str) -> None:
-    context, page, watch = new_page(browser, color_scheme)
+    context, page, watch = new_page(browser, color_scheme, server=fleet.server)
     # Five minutes: the agent has only run for seconds, and a short range shows its lines.
     pages = [
         ("overview", f"{fleet.url}/?range=5m"),
@@ -122,6 +123,9 @@ def test_endpoints_table_filters_and_links(page_and_watch, fleet: Fleet) -> None
     page.get_by_test_id("status-filter").select_option("online")
     page.locator(f"{row} a").first.click()
     page.wait_for_selector("[data-testid=endpoint-title]")
+    # The title shows the endpoint id until the endpoint's details arrive.
+    wait_for_js(page, "(name) => document.querySelector('[data-testid=endpoint-title]').textContent === name",
+                fleet.hostname)
 
     for column, text in cells.items():
         assert re.fullmatch(r"[<>]?\d+(\.\d+)?%", text.strip()), (column, text)
@@ -266,7 +270,7 @@ def test_tabs_follow_arrow_keys_and_url(page_and_watch, fleet: Fleet) -> None:
 
 
 def test_tour_requests_stay_on_the_server(browser, fleet: Fleet) -> None:
-    context, page, watch = new_page(browser)
+    context, page, watch = new_page(browser, server=fleet.server)
     origin = fleet.url
     try:
         page.goto(f"{origin}/")

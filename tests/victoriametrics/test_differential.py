@@ -80,7 +80,7 @@ def backends(tmp_path_factory) -> Iterator[Backends]:
         victoria.flush()
         # The same data directory, now answering from the embedded store.
         embedded = start_server(writer.data_dir, base / "embedded.log")
-        with httpx.Client(base_url=embedded.url, timeout=60) as ours, \
+        with httpx.Client(base_url=embedded.url, timeout=60, headers=embedded.auth_headers()) as ours, \
                 httpx.Client(base_url=victoria.url, timeout=60) as theirs:
             yield Backends(ours, theirs, data)
     finally:

@@ -127,7 +127,7 @@ def test_live_mode_answers_from_victoriametrics(loaded, victoria: VictoriaMetric
 
     now_ns = time.time_ns() // 1_000_000_000 * 1_000_000_000
 
-    with connect(url) as client:
+    with connect(url, additional_headers=server.auth_headers()) as client:
         client.send(json.dumps({"subscribe": {"id": "c1", "query": query}}))
         # The history ended minutes ago; a fresh sample per host arrives after subscribing.
         send(server, [request_with(gauge("node_load1", [({}, 4.5, now_ns)]), resource=_identity(host))

@@ -5,7 +5,8 @@ ExportMetricsServiceResponse (carrying `partial_success` when points were reject
 400 for a body that cannot be decoded, 413 when it is too large, 415 for other
 content types, and 503 with Retry-After when the server is busy, so the sender retries.
 A missing or invalid agent token gets 401, a token bound to another agent 403, before
-the body is read. Error bodies are google.rpc.Status in the request's encoding.
+the body is read. A user's API token with metrics:write, checked by the auth
+middleware, is accepted in place of an agent token. Error bodies are google.rpc.Status in the request's encoding.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from gosight.auth.middleware import principal_of
 from gosight.security.guard import (
     AGENT_ID_HEADER,
     AUTHORIZATION_HEADER,
@@ -104,7 +106,8 @@ async def receive_metrics(request: Request) -> Response:
 async def _authenticate(request: Request, receiver: MetricsReceiver, as_json: bool) -> Response | None:
     """Check the sender's token as the gRPC port does; return the error response, or None to go on."""
     guard: CallGuard | None = getattr(request.app.state, "call_guard", None)
-    if guard is None:
+    if guard is None or principal_of(request) is not None:
+        # The auth middleware already accepted a user's API token with metrics:write.
         return None
     peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     try:

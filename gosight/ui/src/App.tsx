@@ -8,9 +8,14 @@ import { RefreshControl, TimeRangePicker } from './components/TimeControls';
 import { EndpointDetail } from './pages/EndpointDetail';
 import { Endpoints } from './pages/Endpoints';
 import { Overview } from './pages/Overview';
-import { useAppState } from './lib/state';
+import { PendingScreen, SignedOutScreen } from './pages/SignIn';
+import { can, loadSession, logout, signedOut, useAuth, type Me } from './lib/auth';
+import { navigate, useAppState } from './lib/state';
 import { toggleTheme, useTheme } from './lib/theme';
 import type { AppState, Page } from './lib/url';
+
+/** Permissions that open the settings area; each section checks its own. */
+const SETTINGS_PERMISSIONS = ['users:manage', 'security:read', 'tokens:manage'];
 
 const NAV: { page: Page; label: string }[] = [
   { page: 'overview', label: 'Overview' },
@@ -36,21 +41,57 @@ function ThemeToggle() {
   );
 }
 
-// The explorer is the largest page and few visits need it, so it loads on demand.
-let explorerModule: Promise<{ Explorer: ComponentType<{ state: AppState }> }> | null = null;
+type PageComponent = ComponentType<{ state: AppState }>;
 
-function LazyExplorer({ state }: { state: AppState }) {
-  const [Explorer, setExplorer] = useState<ComponentType<{ state: AppState }> | null>(null);
+// The explorer, the account page and the settings area are large and few visits
+// need them, so each loads on demand, once.
+const lazyModules = new Map<string, Promise<PageComponent>>();
+const LOADERS: Record<string, () => Promise<PageComponent>> = {
+  explorer: () => import('./pages/Explorer').then((module) => module.Explorer),
+  account: () => import('./pages/Account').then((module) => module.Account),
+  settings: () => import('./pages/Settings').then((module) => module.Settings),
+};
+
+function LazyPage({ name, label, state }: { name: string; label: string; state: AppState }) {
+  const [Page, setPage] = useState<PageComponent | null>(null);
   const [failed, setFailed] = useState('');
   useEffect(() => {
-    explorerModule ??= import('./pages/Explorer');
-    explorerModule
-      .then((module) => setExplorer(() => module.Explorer))
-      .catch((error: unknown) => setFailed(`Loading the explorer failed: ${String(error)}. Reload the page to try again.`));
-  }, []);
+    if (!lazyModules.has(name)) lazyModules.set(name, LOADERS[name]());
+    lazyModules
+      .get(name)!
+      .then((component) => setPage(() => component))
+      .catch((error: unknown) => setFailed(`Loading the ${label} failed: ${String(error)}. Reload the page to try again.`));
+  }, [name]);
   if (failed) return <p class="notice notice-error" role="alert">{failed}</p>;
-  if (!Explorer) return <p class="muted" role="status">Loading the explorer…</p>;
-  return <Explorer state={state} />;
+  if (!Page) return <p class="muted" role="status">Loading the {label}…</p>;
+  return <Page state={state} />;
+}
+
+function UserMenu({ me }: { me: Me }) {
+  return (
+    <div class="user-menu">
+      <Link to={{ page: 'account' }} class="nav-link" aria-current={undefined}>
+        <span data-testid="signed-in-user">{me.user.username}</span>
+      </Link>
+      <button
+        type="button"
+        class="control"
+        data-testid="sign-out"
+        onClick={async () => {
+          await logout();
+          navigate({ page: 'login' }, true);
+        }}
+      >
+        Sign out
+      </button>
+    </div>
+  );
+}
+
+/** Leave the sign-in addresses once signed in, for the page after sign-in or the overview. */
+function ToOverview() {
+  useEffect(() => navigate({ page: 'overview' }, true), []);
+  return null;
 }
 
 function NotFound() {
@@ -75,7 +116,14 @@ function PageView({ state }: { state: AppState }) {
     case 'endpoint':
       return <EndpointDetail key={state.endpoint} state={state} />;
     case 'explore':
-      return <LazyExplorer state={state} />;
+      return <LazyPage name="explorer" label="explorer" state={state} />;
+    case 'account':
+      return <LazyPage name="account" label="account page" state={state} />;
+    case 'settings':
+      return <LazyPage name="settings" label="settings" state={state} />;
+    case 'login':
+    case 'setup':
+      return <ToOverview />;
     default:
       return <NotFound />;
   }
@@ -86,12 +134,39 @@ const TITLES: Record<Page, string> = {
   endpoints: 'Endpoints',
   endpoint: 'Endpoint',
   explore: 'Explore',
+  login: 'Sign in',
+  setup: 'Setup',
+  account: 'Account',
+  settings: 'Settings',
   notfound: 'Not found',
 };
 
+/** Ask the server who is signed in, then show the sign-in screens or the dashboard. */
 export function App() {
+  const auth = useAuth();
   const state = useAppState();
+  useEffect(() => {
+    loadSession().catch(() => {
+      // The server is unreachable: show the sign-in screen, which says so when it loads its options.
+      signedOut('');
+    });
+  }, []);
+
+  if (auth.kind === 'loading') {
+    return (
+      <p class="muted auth-loading" role="status">
+        Loading…
+      </p>
+    );
+  }
+  if (auth.kind === 'signed-out') return <SignedOutScreen state={state} auth={auth} />;
+  if (auth.me.stage !== 'active') return <PendingScreen me={auth.me} />;
+  return <Shell state={state} me={auth.me} />;
+}
+
+function Shell({ state, me }: { state: AppState; me: Me }) {
   const activePage = state.page === 'endpoint' ? 'endpoints' : state.page;
+  const nav = SETTINGS_PERMISSIONS.some(can) ? [...NAV, { page: 'settings' as Page, label: 'Settings' }] : NAV;
 
   useEffect(() => {
     const subject = state.page === 'endpoint' ? state.endpoint : TITLES[state.page];
@@ -119,10 +194,10 @@ export function App() {
           <span>GoSight</span>
         </Link>
         <nav aria-label="Main" class="nav">
-          {NAV.map((item) => (
+          {nav.map((item) => (
             <Link
               key={item.page}
-              to={{ page: item.page, endpoint: '', tab: 'overview' }}
+              to={{ page: item.page, endpoint: '', section: '', tab: 'overview' }}
               class={`nav-link${activePage === item.page ? ' active' : ''}`}
               aria-current={activePage === item.page ? 'page' : undefined}
             >
@@ -134,6 +209,7 @@ export function App() {
           <TimeRangePicker range={state.range} />
           <RefreshControl refresh={state.refresh} range={state.range} />
           <ThemeToggle />
+          <UserMenu me={me} />
         </div>
       </header>
       <main id="main" class="main">

@@ -72,6 +72,8 @@ export function isAbort(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'AbortError';
 }
 
+import { csrfToken, signedOut } from './auth';
+
 const PROMETHEUS = '/prometheus/api/v1';
 
 // Longer URLs risk the server's request line limit; the Prometheus API takes the
@@ -86,7 +88,8 @@ async function getJSON<T>(path: string, params: URLSearchParams | null, signal?:
     ? await fetch(path, {
         method: 'POST',
         signal,
-        headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
+        // A POST with a session cookie needs the session's CSRF token, even for a query.
+        headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRF-Token': csrfToken() },
         body: encoded,
       })
     : await fetch(url, { signal, headers: { Accept: 'application/json' } });
@@ -97,7 +100,9 @@ async function getJSON<T>(path: string, params: URLSearchParams | null, signal?:
     if (isAbort(error)) throw error;
   }
   if (!response.ok || isPrometheusError(body)) {
-    throw errorFrom(body, response.status, path);
+    const error = errorFrom(body, response.status, path);
+    if (response.status === 401) signedOut(error.message, error.errorType === 'setup_required');
+    throw error;
   }
   return body as T;
 }

@@ -35,6 +35,15 @@ describe('URL state round trips', () => {
     expect(roundTrip(state)).toEqual(state);
   });
 
+  it.each([
+    ['account page', { ...DEFAULT_STATE, page: 'account' } as AppState],
+    ['settings section', { ...DEFAULT_STATE, page: 'settings', section: 'events' } as AppState],
+    ['settings without a section', { ...DEFAULT_STATE, page: 'settings' } as AppState],
+    ['sign-in page', { ...DEFAULT_STATE, page: 'login' } as AppState],
+  ])('%s', (_, state) => {
+    expect(roundTrip(state)).toEqual(state);
+  });
+
   it('leaves defaults out of the URL', () => {
     expect(serializeState(DEFAULT_STATE)).toBe('/');
     expect(serializeState({ ...DEFAULT_STATE, page: 'endpoints', list: DEFAULT_LIST })).toBe('/endpoints');
@@ -54,6 +63,13 @@ describe('URL state round trips', () => {
 });
 
 describe('parseState', () => {
+  it('reads the settings section from the path and rejects unknown ones', () => {
+    expect(parseState('/settings/users', '').section).toBe('users');
+    expect(parseState('/settings/agent-tokens', '').section).toBe('agent-tokens');
+    expect(parseState('/settings/nothing', '').page).toBe('notfound');
+    expect(serializeState({ ...DEFAULT_STATE, page: 'settings', section: 'roles' })).toBe('/settings/roles');
+  });
+
   it('falls back to defaults for invalid values', () => {
     const state = parseState('/endpoints', '?status=broken&page=-2&size=7&range=soon&refresh=often');
     expect(state.list.status).toBe('');

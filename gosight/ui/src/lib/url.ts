@@ -1,6 +1,7 @@
 // The app state that lives in the URL, so every view can be shared as a link.
 //
-// Paths name the page: /, /endpoints, /endpoints/<id>, /explore. Query parameters
+// Paths name the page: /, /endpoints, /endpoints/<id>, /explore, /login, /setup,
+// /account, /settings and /settings/<section>. Query parameters
 // carry the rest; parameters that equal their default are left out, and each page
 // writes only the parameters it reads.
 
@@ -12,7 +13,20 @@ import {
   type TimeRange,
 } from './time';
 
-export type Page = 'overview' | 'endpoints' | 'endpoint' | 'explore' | 'notfound';
+export type Page =
+  | 'overview'
+  | 'endpoints'
+  | 'endpoint'
+  | 'explore'
+  | 'login'
+  | 'setup'
+  | 'account'
+  | 'settings'
+  | 'notfound';
+
+/** Sections of the settings area, at /settings/<section>. */
+export const SETTINGS_SECTIONS = ['users', 'roles', 'agent-tokens', 'security', 'events'] as const;
+export type SettingsSection = (typeof SETTINGS_SECTIONS)[number];
 export type Status = '' | 'online' | 'idle' | 'offline' | 'gone';
 export type Kind = '' | 'host' | 'container';
 export type ExplorerView = 'graph' | 'table';
@@ -31,6 +45,8 @@ export interface ListState {
 export interface AppState {
   page: Page;
   endpoint: string;
+  /** Section of the settings area; empty elsewhere. */
+  section: string;
   tab: string;
   range: TimeRange;
   refresh: Refresh;
@@ -56,6 +72,7 @@ export const DEFAULT_LIST: ListState = {
 export const DEFAULT_STATE: AppState = {
   page: 'overview',
   endpoint: '',
+  section: '',
   tab: DEFAULT_TAB,
   range: DEFAULT_RANGE,
   refresh: 'off',
@@ -70,10 +87,11 @@ const KINDS: readonly Kind[] = ['host', 'container'];
 /** Parse a path and query string into the app state; unknown or invalid values fall back to defaults. */
 export function parseState(pathname: string, search: string): AppState {
   const params = new URLSearchParams(search);
-  const { page, endpoint } = parsePath(pathname);
+  const { page, endpoint, section } = parsePath(pathname);
   return {
     page,
     endpoint,
+    section,
     tab: page === 'endpoint' ? params.get('tab') || DEFAULT_TAB : DEFAULT_TAB,
     range: parseRange(params),
     refresh: parseRefresh(params.get('refresh')),
@@ -83,20 +101,28 @@ export function parseState(pathname: string, search: string): AppState {
   };
 }
 
-function parsePath(pathname: string): { page: Page; endpoint: string } {
+function parsePath(pathname: string): { page: Page; endpoint: string; section: string } {
   const path = pathname.replace(/\/+$/, '') || '/';
-  if (path === '/') return { page: 'overview', endpoint: '' };
-  if (path === '/endpoints') return { page: 'endpoints', endpoint: '' };
-  if (path === '/explore') return { page: 'explore', endpoint: '' };
+  if (path === '/') return { page: 'overview', endpoint: '', section: '' };
+  if (path === '/endpoints') return { page: 'endpoints', endpoint: '', section: '' };
+  if (path === '/explore') return { page: 'explore', endpoint: '', section: '' };
+  if (path === '/login') return { page: 'login', endpoint: '', section: '' };
+  if (path === '/setup') return { page: 'setup', endpoint: '', section: '' };
+  if (path === '/account') return { page: 'account', endpoint: '', section: '' };
+  if (path === '/settings') return { page: 'settings', endpoint: '', section: '' };
+  const section = /^\/settings\/([a-z-]+)$/.exec(path);
+  if (section && (SETTINGS_SECTIONS as readonly string[]).includes(section[1])) {
+    return { page: 'settings', endpoint: '', section: section[1] };
+  }
   const match = /^\/endpoints\/([^/]+)$/.exec(path);
   if (match) {
     try {
-      return { page: 'endpoint', endpoint: decodeURIComponent(match[1]) };
+      return { page: 'endpoint', endpoint: decodeURIComponent(match[1]), section: '' };
     } catch {
-      return { page: 'notfound', endpoint: '' };
+      return { page: 'notfound', endpoint: '', section: '' };
     }
   }
-  return { page: 'notfound', endpoint: '' };
+  return { page: 'notfound', endpoint: '', section: '' };
 }
 
 function parseRange(params: URLSearchParams): TimeRange {
@@ -162,6 +188,12 @@ function pathOf(state: AppState): string {
       return `/endpoints/${encodeURIComponent(state.endpoint)}`;
     case 'explore':
       return '/explore';
+    case 'login':
+    case 'setup':
+    case 'account':
+      return `/${state.page}`;
+    case 'settings':
+      return state.section ? `/settings/${state.section}` : '/settings';
     default:
       return '/';
   }

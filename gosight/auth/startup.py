@@ -1,0 +1,59 @@
+"""Server start-up steps of web authentication: the user store, single sign-on, the setup link."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from pathlib import Path
+
+from gosight.auth.oidc import OidcClient
+from gosight.auth.service import AuthService
+from gosight.auth.store import AuthStore
+from gosight.config import Config, split_host_port
+from gosight.security.guard import is_loopback
+
+log = logging.getLogger(__name__)
+
+
+async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncExitStack) -> AuthService:
+    """Open the user store and, when configured, the single sign-on client; register their shutdown."""
+    store = AuthStore(data_dir)
+    shutdown.callback(store.close)
+    service = AuthService(store, config)
+    if config["server.auth.oidc.provider"] != "none":
+        client = OidcClient(config, store)
+        shutdown.push_async_callback(client.close)
+        service.oidc = client
+        log.info("single sign-on enabled", extra={"fields": {"provider": client.provider, "issuer": client.issuer,
+                                                             "client_id": client.client_id}})
+    if not service.secure_cookies and not _is_loopback_listen(config["server.http.listen"]):
+        log.warning("session cookies travel without TLS on a non-loopback address; set server.tls.enabled true "
+                    "or put the server behind an HTTPS proxy and set server.auth.public_url",
+                    extra={"fields": {"http": config["server.http.listen"]}})
+    return service
+
+
+def log_setup_link(service: AuthService, config: Config, http_address: str, tls: bool) -> None:
+    """Log the one-time setup link while no user exists; the first visit through it creates the admin."""
+    if service.has_users():
+        return
+    token = service.create_setup_link()
+    base = config["server.auth.public_url"].rstrip("/") or _browser_base(http_address, tls)
+    # The link is the only way in before any user exists, so it goes to the log on purpose, once.
+    log.warning("first start: open the setup link to create the admin account", extra={"fields": {
+        "url": f"{base}/setup?token={token}", "expires_in_s": int(config["server.auth.setup_link_ttl_s"]),
+        "alternative": "gosight user add --admin NAME"}})
+
+
+def _browser_base(http_address: str, tls: bool) -> str:
+    host, port = split_host_port(http_address)
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _is_loopback_listen(listen: str) -> bool:
+    host, _ = split_host_port(listen)
+    return is_loopback(host)
