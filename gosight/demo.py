@@ -31,8 +31,13 @@ async def run_demo(config: Config) -> None:
         thread = threading.Thread(target=agent.run, name="gosight-demo-agent", daemon=True)
         thread.start()
         agent_thread.update(agent=agent, thread=thread)
-        print(f"GoSight demo is running: open http://{_browser_host(listening.http)}/ in a browser "
-              "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+        address = f"http://{_browser_host(listening.http)}/"
+        if listening.setup_url:
+            print(f"GoSight demo is running. Create the admin account at {listening.setup_url} "
+                  f"(one use), then sign in at {address}. Ctrl-C stops it.", file=sys.stderr, flush=True)
+        else:
+            print(f"GoSight demo is running: open {address} in a browser (Ctrl-C stops it)", file=sys.stderr,
+                  flush=True)
 
     def stop_agent() -> None:
         agent = agent_thread.get("agent")

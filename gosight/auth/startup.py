@@ -34,16 +34,18 @@ async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncE
     return service
 
 
-def log_setup_link(service: AuthService, config: Config, http_address: str, tls: bool) -> None:
-    """Log the one-time setup link while no user exists; the first visit through it creates the admin."""
+def log_setup_link(service: AuthService, config: Config, http_address: str, tls: bool) -> str | None:
+    """Log and return the one-time setup link while no user exists; the first visit through it creates the admin."""
     if service.has_users():
-        return
+        return None
     token = service.create_setup_link()
     base = config["server.auth.public_url"].rstrip("/") or _browser_base(http_address, tls)
+    url = f"{base}/setup?token={token}"
     # The link is the only way in before any user exists, so it goes to the log on purpose, once.
     log.warning("first start: open the setup link to create the admin account", extra={"fields": {
-        "url": f"{base}/setup?token={token}", "expires_in_s": int(config["server.auth.setup_link_ttl_s"]),
+        "url": url, "expires_in_s": int(config["server.auth.setup_link_ttl_s"]),
         "alternative": "gosight user add --admin NAME"}})
+    return url
 
 
 def _browser_base(http_address: str, tls: bool) -> str:

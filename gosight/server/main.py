@@ -54,6 +54,8 @@ class StartupError(Exception):
 class Listening:
     http: str
     grpc: str
+    # The one-time link that creates the first admin, while no user exists.
+    setup_url: str | None = None
 
 
 class _Uvicorn(uvicorn.Server):
@@ -164,9 +166,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         log.info("server listening", extra={"fields": {
             "http": http_address, "grpc": grpc_address, "tls": tls is not None,
             "agent_token_required": ",".join(sorted(guard.token_required_on)) or "none"}})
-        log_setup_link(auth, config, http_address, tls is not None)
+        setup_url = log_setup_link(auth, config, http_address, tls is not None)
         if on_listening is not None:
-            on_listening(Listening(http=http_address, grpc=grpc_address))
+            on_listening(Listening(http=http_address, grpc=grpc_address, setup_url=setup_url))
 
         await stop.wait()
         log.info("shutting down")
