@@ -1,10 +1,11 @@
 """PyInstaller runtime hook: unpack zstd-packed shared libraries on first import.
 
-The largest libraries (DuckDB, numpy and its OpenBLAS, gRPC, cryptography) are stored
+The largest libraries (DuckDB, numpy and its OpenBLAS, cryptography) are stored
 zstd-compressed in the executable, which is about a quarter smaller than PyInstaller's
 zlib and faster to unpack. Each is unpacked into the extraction directory when its
-package is first imported, so the agent, which never imports DuckDB or numpy, does not
-pay for them.
+package is first imported, so an agent without TLS, which never imports any of them,
+does not pay for them: not even for loading the zstd library. gRPC, which every agent
+loads, stays with the bootloader's zlib for that reason.
 """
 
 import glob
@@ -17,7 +18,6 @@ import sys
 _PACKED = {
     "_duckdb": ["_duckdb.*.so.zst"],
     "numpy": ["numpy.libs/libscipy_openblas*.so.zst", "numpy/_core/_multiarray_umath.*.so.zst"],
-    "grpc": ["grpc/_cython/cygrpc.*.so.zst"],
     "cryptography": ["cryptography/hazmat/bindings/_rust.*.so.zst"],
 }
 

@@ -25,11 +25,10 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import httpx
-import jwt
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -37,6 +36,12 @@ from gosight.auth.store import AuthStore, Conflict, User, digest
 from gosight.auth.web import NO_STORE, client_ip, record, service_of, user_agent
 from gosight.config import Config
 from gosight.server.api.errors import ApiError
+
+if TYPE_CHECKING:
+    import jwt
+
+# PyJWT and its key algorithms take about a tenth of a second to import, so the methods
+# that verify tokens import it themselves: a server without single sign-on never does.
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,8 @@ class OidcClient:
         return document
 
     async def signing_key(self, token: str) -> jwt.PyJWK:
+        import jwt  # noqa: PLC0415
+
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
         for force in (False, True):
@@ -142,6 +149,8 @@ class OidcClient:
         raise OidcError(f"the ID token is signed with key {kid!r}, which the provider's JWKS does not contain")
 
     async def _key_set(self, force: bool) -> jwt.PyJWKSet:
+        import jwt  # noqa: PLC0415
+
         now = time.monotonic()
         cached = self._jwks
         if cached and (not force or now - cached[0] < JWKS_REFRESH_MIN_S) and now - cached[0] < METADATA_TTL_S:
@@ -232,6 +241,8 @@ class OidcClient:
 
     async def validate(self, id_token: str, nonce: str) -> Identity:
         """Check the ID token's signature and claims; return the identity it asserts."""
+        import jwt  # noqa: PLC0415
+
         try:
             key = await self.signing_key(id_token)
             algorithm = key.algorithm_name if key.algorithm_name in ALGORITHMS else jwt.get_unverified_header(

@@ -7,7 +7,6 @@ import logging
 import socket
 from pathlib import Path
 
-from gosight.auth.oidc import OidcClient
 from gosight.auth.service import AuthService
 from gosight.auth.store import AuthStore
 from gosight.config import Config, split_host_port
@@ -22,6 +21,10 @@ async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncE
     shutdown.callback(store.close)
     service = AuthService(store, config)
     if config["server.auth.oidc.provider"] != "none":
+        # PyJWT and its key algorithms take a tenth of a second to import; servers without
+        # single sign-on skip them.
+        from gosight.auth.oidc import OidcClient  # noqa: PLC0415
+
         client = OidcClient(config, store)
         shutdown.push_async_callback(client.close)
         service.oidc = client
