@@ -3,7 +3,7 @@
 // returns: the user, their permissions and the CSRF token that every request that
 // changes something must send in the X-CSRF-Token header.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 
 export interface User {
   id: string;
@@ -59,7 +59,9 @@ export function authState(): AuthState {
 
 export function useAuth(): AuthState {
   const [, setVersion] = useState(0);
-  useEffect(() => {
+  // A layout effect subscribes before the browser can deliver any input event, so a
+  // click right after the first paint cannot change the state unnoticed.
+  useLayoutEffect(() => {
     const listener = () => setVersion((version) => version + 1);
     listeners.add(listener);
     return () => {

@@ -1,7 +1,7 @@
 // The app state store: the URL is the source of truth, and components read it
 // through useAppState and change it through navigate.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { parseState, serializeState, type AppState } from './url';
 
 type Listener = () => void;
@@ -23,7 +23,9 @@ function notify(listeners: Set<Listener>): void {
 
 function useSubscription(listeners: Set<Listener>): void {
   const [, setVersion] = useState(0);
-  useEffect(() => {
+  // A layout effect subscribes before the browser can deliver any input event, so a
+  // click right after the first paint cannot change the state unnoticed.
+  useLayoutEffect(() => {
     const listener = () => setVersion((version) => version + 1);
     listeners.add(listener);
     return () => {
@@ -101,4 +103,20 @@ export function useReloadTick(pushed = false): number {
     return () => window.clearInterval(timer);
   }, [refresh, pushed]);
   return reloadCount + ticks;
+}
+
+/**
+ * Local editable state that starts from `source` and is replaced when `source`
+ * changes later, as when Back restores another URL. The first effect run is
+ * skipped: effects run after paint, and by then the user may have typed already.
+ */
+export function useFollowingState<T>(source: T, key: string = JSON.stringify(source)): [T, (next: T) => void] {
+  const [value, setValue] = useState(source);
+  const followedKey = useRef(key);
+  useEffect(() => {
+    if (followedKey.current === key) return;
+    followedKey.current = key;
+    setValue(source);
+  }, [key]);
+  return [value, setValue];
 }

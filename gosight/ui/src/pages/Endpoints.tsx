@@ -8,7 +8,7 @@ import { Icon } from '../components/Icon';
 import { isAbort, listEndpoints, type Endpoint, type EndpointList } from '../lib/api';
 import { endpointName, fetchContainerStatus, isContainerEndpoint, memoryPercentOfLimit } from '../lib/containers';
 import { formatAgo, formatDuration } from '../lib/format';
-import { navigate, useReloadTick } from '../lib/state';
+import { navigate, useFollowingState, useReloadTick } from '../lib/state';
 import { fetchUsage, type Usage } from '../lib/usage';
 import { PAGE_SIZES, type AppState, type Kind, type ListState, type Status } from '../lib/url';
 
@@ -73,12 +73,9 @@ function SortHeader({ field, list }: { field: string; list: ListState }) {
 }
 
 function Filters({ list }: { list: ListState }) {
-  const [search, setSearch] = useState(list.search);
-  const [label, setLabel] = useState(list.label);
+  const [search, setSearch] = useFollowingState(list.search);
+  const [label, setLabel] = useFollowingState(list.label);
   const [labelProblem, setLabelProblem] = useState('');
-
-  useEffect(() => setSearch(list.search), [list.search]);
-  useEffect(() => setLabel(list.label), [list.label]);
 
   // Typing replaces the history entry, so Back leaves the page instead of undoing letters.
   useEffect(() => {

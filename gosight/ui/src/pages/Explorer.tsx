@@ -10,7 +10,7 @@ import { TabPanel, Tabs } from '../components/Tabs';
 import { isAbort, queryInstant, type MatrixSeries, type QueryData } from '../lib/api';
 import { formatValue, UNITS, type Unit } from '../lib/format';
 import { formatLabels } from '../lib/series';
-import { navigate, useReloadTick } from '../lib/state';
+import { navigate, useFollowingState, useReloadTick } from '../lib/state';
 import { resolveRange } from '../lib/time';
 import type { AppState, ExplorerView } from '../lib/url';
 
@@ -78,10 +78,15 @@ function ResultTable({ outcome, unit, index }: { outcome: Outcome; unit: Unit; i
 }
 
 export function Explorer({ state }: { state: AppState }) {
-  const [drafts, setDraftState] = useState<string[]>(state.queries.length ? state.queries : ['']);
+  const queries = state.queries;
+  const queriesKey = JSON.stringify(queries);
+  // Back and Forward change the queries in the URL; the editors follow.
+  const [drafts, setDraftState] = useFollowingState<string[]>(queries.length ? queries : [''], queriesKey);
   // Run reads the drafts from this ref, not from the render's closure: a key press
   // right after typing can arrive before the re-render that would refresh the closure.
+  // A render always carries the newest state, so it may refresh the ref too.
   const latestDrafts = useRef(drafts);
+  latestDrafts.current = drafts;
   const setDrafts = (next: string[]) => {
     latestDrafts.current = next;
     setDraftState(next);
@@ -89,11 +94,7 @@ export function Explorer({ state }: { state: AppState }) {
   const [outcomes, setOutcomes] = useState<Outcome[]>([]);
   const [unitChoice, setUnitChoice] = useState<Unit | 'auto'>('auto');
   const tick = useReloadTick(true);
-  const queries = state.queries;
-  const queriesKey = JSON.stringify(queries);
 
-  // Back and Forward change the queries in the URL; the editors follow.
-  useEffect(() => setDrafts(queries.length ? queries : ['']), [queriesKey]);
 
   const rangeKey = JSON.stringify(state.range);
   useEffect(() => {
