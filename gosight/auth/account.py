@@ -41,7 +41,7 @@ MAX_TOKEN_LIFETIME_S = 3 * 365 * 86400
 
 async def setup_status(request: Request) -> JSONResponse:
     service = service_of(request)
-    required = not await service.run(service.has_users)
+    required = not await service.users_exist()
     return JSONResponse({"setup_required": required, "password_min_length": service.password_min_length},
                         headers=NO_STORE)
 
@@ -81,7 +81,7 @@ async def providers(request: Request) -> JSONResponse:
     return JSONResponse({
         "local": service.local_login,
         "oidc": {"name": oidc.display_name, "login_url": "/api/v1/auth/oidc/login"} if oidc else None,
-        "setup_required": not await service.run(service.has_users),
+        "setup_required": not await service.users_exist(),
         "signed_in": signed_in,
     }, headers=NO_STORE)
 
@@ -92,7 +92,7 @@ async def login(request: Request) -> JSONResponse:
     if not service.local_login:
         raise ApiError(403, "sign-in with a password is turned off on this server; use single sign-on",
                        code="local_login_disabled")
-    if not await service.run(service.has_users):
+    if not await service.users_exist():
         raise ApiError(401, "no user account exists yet: open the setup link from the server log",
                        code="setup_required")
     body = await json_body(request)

@@ -85,7 +85,7 @@ class AuthMiddleware:
             raise AuthFailure(503, "this server has no user store, so only public routes respond")
         if permission == INGEST_PERMISSION:
             return await _ingest_principal(service, connection)
-        if not await service.run(service.has_users):
+        if not await service.users_exist():
             raise AuthFailure(401, "no user account exists yet: open the setup link from the server log (the line "
                                    "'first start: open the setup link'), or run 'gosight user add --admin NAME' on "
                                    "the server", code="setup_required")
@@ -111,7 +111,8 @@ async def _principal(service: AuthService, connection: HTTPConnection) -> Princi
                 if credentials.startswith(AGENT_TOKEN_PREFIX):
                     raise AuthFailure(401, "agent tokens only send metrics; for the APIs create an API token on "
                                            "your account page or with 'gosight user token'", code="invalid_token")
-                return await service.run(service.token_principal, credentials)
+                return service.remembered_principal("token", credentials) or \
+                    await service.run(service.token_principal, credentials)
             if scheme == "basic":
                 path = connection.url.path
                 if not any(path == prefix.rstrip("/") or path.startswith(prefix) for prefix in BASIC_PATHS):
@@ -123,7 +124,8 @@ async def _principal(service: AuthService, connection: HTTPConnection) -> Princi
                                    "the Prometheus API, Basic credentials")
         cookie = connection.cookies.get(service.cookie_name)
         if cookie:
-            return await service.run(service.session_principal, cookie)
+            return service.remembered_principal("session", cookie) or \
+                await service.run(service.session_principal, cookie)
     except NotFound:
         raise AuthFailure(401, "the account behind these credentials no longer exists", code="invalid_token") \
             from None
@@ -140,7 +142,8 @@ async def _ingest_principal(service: AuthService, connection: HTTPConnection) ->
                                    "not Basic credentials")
         return None
     try:
-        principal = await service.run(service.token_principal, credentials.strip())
+        principal = service.remembered_principal("token", credentials.strip()) or \
+            await service.run(service.token_principal, credentials.strip())
     except NotFound:
         raise AuthFailure(401, "the account behind this API token no longer exists", code="invalid_token") from None
     if INGEST_PERMISSION not in principal.permissions:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from gosight.auth import passwords, rbac
+from gosight.auth.principal_cache import PrincipalCache, credential_key
 from gosight.auth.store import (
     STAGE_ACTIVE,
     STAGE_ENROLL,
@@ -123,6 +124,7 @@ class AuthService:
         # Throttled sign-in attempts are recorded and logged at most once a minute per account and address.
         self.throttled_reports = Throttle(60.0)
         self._basic = _BasicCache()
+        self._principals: PrincipalCache[Principal] = PrincipalCache()
         # The cache keys are HMACs under a random key of this process, so no password can be tested against them.
         self._basic_key = secrets.token_bytes(32)
 
@@ -133,6 +135,10 @@ class AuthService:
         if not self._has_users:
             self._has_users = self.store.count_users() > 0
         return self._has_users
+
+    async def users_exist(self) -> bool:
+        """Return has_users(), answering from memory without a thread hop once it is true."""
+        return self._has_users or await self.run(self.has_users)
 
     def create_setup_link(self) -> str:
         """Create the one-time setup token; the caller logs the link that carries it."""
@@ -219,8 +225,34 @@ class AuthService:
     def permissions_of(self, user: User) -> frozenset[str]:
         return self.store.role_permissions(user.role) | rbac.IMPLICIT
 
+    def remembered_principal(self, kind: str, credential: str) -> Principal | None:
+        """Return the principal of a token or session resolved moments ago, if still valid; no I/O.
+
+        A miss, or an entry that expired since, returns None: the caller then resolves the
+        credential in full, which also gives the precise error.
+        """
+        key = credential_key(kind, credential)
+        principal = self._principals.get(key, self.store.version())
+        if principal is None:
+            return None
+        now = now_ms()
+        if principal.token is not None and principal.token.status(now) != "active":
+            self._principals.drop(key)
+            return None
+        session = principal.session
+        if session is not None and (now >= session.expires_ms or now - session.last_seen_ms >= self.idle_ms):
+            self._principals.drop(key)
+            return None
+        return principal
+
     def session_principal(self, cookie_value: str) -> Principal | None:
         """Return the principal of a session cookie; raise AuthFailure when the session is unknown or expired."""
+        version = self.store.version()
+        principal = self._session_principal(cookie_value)
+        self._principals.put(credential_key("session", cookie_value), version, principal)
+        return principal
+
+    def _session_principal(self, cookie_value: str) -> Principal:
         session = self.store.lookup_session(cookie_value)
         if session is None:
             raise AuthFailure(401, "your session ended or is unknown; sign in again", code="session_invalid")
@@ -239,6 +271,13 @@ class AuthService:
         return Principal(user=user, kind="session", permissions=permissions, session=session)
 
     def token_principal(self, token: str) -> Principal:
+        """Return the principal of an API token; raise AuthFailure when it is unknown, revoked or expired."""
+        version = self.store.version()
+        principal = self._token_principal(token)
+        self._principals.put(credential_key("token", token), version, principal)
+        return principal
+
+    def _token_principal(self, token: str) -> Principal:
         record = self.store.lookup_token(token) if token.startswith(TOKEN_PREFIX) else None
         if record is None:
             raise AuthFailure(401, "unknown API token; create one on your account page or with 'gosight user "

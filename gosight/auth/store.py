@@ -142,6 +142,10 @@ class AuthStore:
         self._meta = MetaStore(self.data_dir / "meta.sqlite")
         self._box: SecretBox | None = None
 
+    def version(self) -> tuple[int, int] | None:
+        """A value that changes with every write to the user database, by any process; None when busy."""
+        return self._meta.version()
+
     @property
     def box(self) -> SecretBox:
         # The key file is created on first use, so commands that never touch MFA do not create it.

@@ -138,6 +138,9 @@ class MetaStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.Lock()
+        # Grows with every committed write through this object, so readers can tell
+        # whether what they remember is still current.
+        self.generation = 0
         self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA busy_timeout=5000")
@@ -207,6 +210,22 @@ class MetaStore:
                 self._con.execute("ROLLBACK")
                 raise
             self._con.execute("COMMIT")
+            self.generation += 1
+
+    def version(self) -> tuple[int, int] | None:
+        """Return a value that changes whenever anyone commits to the database; None if that would wait.
+
+        SQLite's data_version counts commits by other connections, including other
+        processes, and `generation` counts this object's own. The check never waits for
+        the lock, so an event loop may call it: a busy database answers None.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            others = self._con.execute("PRAGMA data_version").fetchone()[0]
+        finally:
+            self._lock.release()
+        return others, self.generation
 
     def query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         """Run one read-only statement and return every row."""

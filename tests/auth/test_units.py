@@ -10,8 +10,11 @@ import pytest
 
 from gosight.auth import passwords, totp
 from gosight.auth.secretbox import KEY_FILE, SecretBox, SecretBoxError
-from gosight.auth.store import AuthStore
+from gosight.auth.principal_cache import PrincipalCache
+from gosight.auth.service import AuthFailure, AuthService
+from gosight.auth.store import AuthStore, now_ms
 from gosight.auth.throttle import LoginThrottle
+from gosight.config import load_config
 
 
 def test_password_hash_verifies_and_is_salted():
@@ -115,3 +118,58 @@ def test_store_keeps_no_plain_secrets(tmp_path: Path):
 
     for secret in (cookie, token, seed, *codes, "violet-anchor-mango-41"):
         assert secret.encode() not in raw, secret
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    service = AuthService(AuthStore(tmp_path), load_config(["server"], env={}, flags={"data_dir": str(tmp_path)}))
+    yield service
+    service.store.close()
+
+
+def test_token_cache_stale_after_any_commit(service: AuthService, tmp_path: Path):
+    user = service.store.create_user("alice", None, "editor")
+    token, record = service.store.create_token(user.user_id, "t", frozenset({"metrics:read"}), now_ms() + 60_000)
+    other_token, _ = service.store.create_token(user.user_id, "u", frozenset({"metrics:read"}), now_ms() + 60_000)
+
+    before = service.remembered_principal("token", token)
+    # The first use writes last_used, a commit of its own, so the second is the one remembered.
+    service.token_principal(token)
+    resolved = service.token_principal(token)
+    remembered = service.remembered_principal("token", token)
+    service.token_principal(other_token)
+    service.token_principal(other_token)
+    # Another process (here another connection to the same file) revokes the token.
+    other_process = AuthStore(tmp_path)
+    other_process.revoke_token(record.token_id)
+    other_process.close()
+    after_revoke = service.remembered_principal("token", token)
+
+    assert before is None
+    assert remembered is resolved
+    assert after_revoke is None
+    assert service.remembered_principal("token", other_token) is None, "any commit makes every entry stale"
+    with pytest.raises(AuthFailure, match=f"API token {record.token_id} is revoked"):
+        service.token_principal(token)
+
+
+def test_session_cache_stale_after_sign_out(service: AuthService):
+    user = service.store.create_user("bob", None, "viewer")
+    cookie, session = service.store.create_session(user.user_id, stage="active", method="password",
+                                                   client_ip="127.0.0.1", user_agent="test", max_age_s=60)
+
+    service.session_principal(cookie)
+    remembered = service.remembered_principal("session", cookie)
+    service.store.end_session_by_digest(session.digest)
+
+    assert remembered is not None and remembered.user.username == "bob"
+    assert service.remembered_principal("session", cookie) is None
+
+
+def test_principal_cache_version_and_expiry():
+    cache: PrincipalCache[str] = PrincipalCache(ttl_s=0.0)
+    cache.put("a", None, "alice")
+    cache.put("b", (1, 1), "bob")
+
+    assert cache.get("a", None) is None
+    assert cache.get("b", (1, 1)) is None, "an entry with no time left is never returned"
