@@ -563,6 +563,7 @@ class MetricStore:
         """Return per requested series its sample parts: chunks by first timestamp, then the head."""
         parts: list[list[_Part]] = [[] for _ in range(ids.size)]
         refs = view.directory.lookup(ids, start_ms, end_ms)
+        bounds = np.array([start_ms, end_ms + 1], dtype=np.int64)
         if refs.seq.size:
             decoded = self._chunk_cache.get_many(refs.seq.tolist())
             missing = np.array([seq for seq in refs.seq.tolist() if seq not in decoded], dtype=np.int64)
@@ -573,9 +574,9 @@ class MetricStore:
             for owner, seq in zip(refs.owner.tolist(), refs.seq.tolist()):
                 timestamps, values = decoded[seq]
                 if timestamps[0] < start_ms or timestamps[-1] > end_ms:
-                    keep = slice(np.searchsorted(timestamps, start_ms, "left"),
-                                 np.searchsorted(timestamps, end_ms, "right"))
-                    timestamps, values = timestamps[keep], values[keep]
+                    # Timestamps are integers, so the first one after end_ms is the first >= end_ms + 1.
+                    first, last = timestamps.searchsorted(bounds).tolist()
+                    timestamps, values = timestamps[first:last], values[first:last]
                 parts[owner].append((timestamps, values, seq))
 
         if view.head is not None:

@@ -344,3 +344,72 @@ def test_step_invariant_range_query_matches_per_step(engine: Engine) -> None:
 
     assert np.allclose(matrix.series[0].values, 1.0)
     assert matrix.series[0].timestamps_ms.shape[0] == 11
+
+
+def _window(points: list[tuple[int, float]], end_ms: int, range_ms: int) -> list[tuple[int, float]]:
+    return [(ms, value) for ms, value in points if end_ms - range_ms < ms <= end_ms]
+
+
+def _increase_one_by_one(points: list[tuple[int, float]], end_ms: int, range_ms: int) -> float | None:
+    """Prometheus' extrapolated increase of one window, written out sample by sample."""
+    window = _window(points, end_ms, range_ms)
+    if len(window) < 2:
+        return None
+    result = window[-1][1] - window[0][1]
+    previous = window[0][1]
+    for _, value in window[1:]:
+        if value < previous:
+            result += previous
+        previous = value
+    sampled = (window[-1][0] - window[0][0]) / 1000
+    average_gap = sampled / (len(window) - 1)
+    to_start = (window[0][0] - (end_ms - range_ms)) / 1000
+    to_end = (end_ms - window[-1][0]) / 1000
+    if to_start >= average_gap * 1.1:
+        to_start = average_gap / 2
+    if result > 0 and window[0][1] >= 0:
+        to_start = min(to_start, sampled * (window[0][1] / result))
+    if to_end >= average_gap * 1.1:
+        to_end = average_gap / 2
+    factor = (sampled + to_start + to_end) / sampled
+    return result * factor
+
+
+def test_counter_resets_match_reference(memory_store: MetricStore) -> None:
+    # Counters that reset often, some windows holding several resets, in series that sit
+    # next to each other in the store's flat arrays.
+    rng = np.random.default_rng(7)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for name in ("a", "b", "c"):
+        value, points = 0.0, []
+        for second in range(0, 1200, 10):
+            value = rng.uniform(0, value) if rng.random() < 0.3 else value + rng.uniform(0, 50)
+            points.append((second * 1000, round(value, 3)))
+        series[name] = points
+    write_series(memory_store, [({"__name__": "jobs_total", "worker": name}, [(ms / 1000, v) for ms, v in points])
+                                for name, points in series.items()])
+    engine = Engine(memory_store)
+    range_ms, start_ms, end_ms, step_ms = 95_000, 100_000, 1_190_000, 7_000
+
+    increase = engine.range("increase(jobs_total[95s])", start_ms, end_ms, step_ms)
+    resets = engine.range("resets(jobs_total[95s])", start_ms, end_ms, step_ms)
+    changes = engine.range("changes(jobs_total[95s])", start_ms, end_ms, step_ms)
+
+    several = 0
+    for result in (increase, resets, changes):
+        assert [dict(item.labels)["worker"] for item in result.series] == ["a", "b", "c"]
+    for position, name in enumerate(series):
+        points = series[name]
+        for ms, value in zip(increase.series[position].timestamps_ms.tolist(),
+                             increase.series[position].values.tolist()):
+            assert value == _increase_one_by_one(points, ms, range_ms), f"increase of {name} at {ms}"
+        for ms, value in zip(resets.series[position].timestamps_ms.tolist(), resets.series[position].values.tolist()):
+            window = [sample for _, sample in _window(points, ms, range_ms)]
+            expected = sum(1 for before, after in zip(window, window[1:]) if after < before)
+            several += expected >= 2
+            assert value == expected, f"resets of {name} at {ms}"
+        for ms, value in zip(changes.series[position].timestamps_ms.tolist(),
+                             changes.series[position].values.tolist()):
+            window = [sample for _, sample in _window(points, ms, range_ms)]
+            assert value == sum(1 for before, after in zip(window, window[1:]) if after != before)
+    assert several > 20

