@@ -100,6 +100,25 @@ class AuthMiddleware:
         return principal
 
 
+async def access_problem(connection: HTTPConnection, permission: str) -> str | None:
+    """Check a long-lived connection's credentials again; return None while they still grant `permission`.
+
+    Otherwise return why access ended, in words for the user.
+    """
+    service: AuthService | None = getattr(connection.app.state, "auth", None)
+    if service is None:
+        return None
+    try:
+        principal = await _principal(service, connection)
+    except AuthFailure as failure:
+        return failure.message
+    if principal is None:
+        return "sign in again"
+    if permission not in principal.permissions:
+        return f"your account no longer holds the {permission} permission"
+    return None
+
+
 async def _principal(service: AuthService, connection: HTTPConnection) -> Principal | None:
     authorization = connection.headers.get("authorization")
     try:

@@ -19,6 +19,7 @@ from gosight.security import api as tokens_api
 from gosight.server.api import endpoints as endpoints_api
 from gosight.server.api import prometheus as prometheus_api
 from gosight.server.api.errors import http_exception_handler, unhandled_exception_handler
+from gosight.server.live import PERMISSION as LIVE_PERMISSION
 from gosight.server.live import live_endpoint
 from gosight.server.receivers import otlp_http
 from gosight.server.routing import PUBLIC, route, websocket
@@ -44,7 +45,7 @@ def core_routes() -> list[BaseRoute]:
         route("/api/v1/tokens", tokens_api.create_token, permission="tokens:manage", methods=("POST",)),
         route("/api/v1/tokens/{token_id}", tokens_api.revoke_token, permission="tokens:manage", methods=("DELETE",)),
         *prometheus_api.routes(),
-        websocket("/ws/live", live_endpoint, permission="metrics:read"),
+        websocket("/ws/live", live_endpoint, permission=LIVE_PERMISSION),
         *auth_routes(),
     ]
 

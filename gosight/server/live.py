@@ -11,6 +11,10 @@ the event loop, and re-evaluates each subscribed query whose metrics were writte
 the newest sample time, at most once per `min_interval_s`. Clients that subscribe to
 the same query share one evaluation. Each client has a bounded send queue: a client
 that reads too slowly loses messages, which are counted, and never holds up the others.
+
+A connection outlives the request that opened it, so its credentials are checked again
+every `recheck_s`. An ended session, a revoked token, a disabled account or a role that
+lost `metrics:read` closes the socket with code 1008 and the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,7 @@ import numpy as np
 from prometheus_client import Counter
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from gosight.auth.middleware import access_problem
 from gosight.logconfig import Throttle
 from gosight.model import SampleBatch
 from gosight.server.selfmetrics import ServerMetrics
@@ -46,6 +51,10 @@ log = logging.getLogger(__name__)
 Evaluate = Callable[[str, int], list[dict[str, Any]]]
 # Returns the metric names a query reads, or None when a selector has no fixed name.
 MetricNames = Callable[[str], frozenset[str] | None]
+# Checks a connection's credentials again: None while access holds, else why it ended.
+Recheck = Callable[[], Awaitable[str | None]]
+
+PERMISSION = "metrics:read"
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_QUERY_CHARS = 16 * 1024
@@ -86,9 +95,10 @@ class LiveHub:
 
     def __init__(self, registry: SeriesRegistry, evaluate: Evaluate, metric_names: MetricNames, *,
                  metrics: ServerMetrics | None = None, min_interval_s: float = 1.0, queue_messages: int = 64,
-                 max_subscriptions: int = 100, max_evaluations: int = 2,
+                 max_subscriptions: int = 100, max_evaluations: int = 2, recheck_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic, now_ms: Callable[[], int] | None = None):
         self.registry = registry
+        self.recheck_s = recheck_s
         self.min_interval_s = min_interval_s
         self.queue_messages = queue_messages
         self.max_subscriptions = max_subscriptions
@@ -279,21 +289,24 @@ class LiveHub:
 
     # The WebSocket endpoint.
 
-    async def handle(self, websocket: WebSocket) -> None:
-        """Serve one client until it disconnects or the hub stops."""
+    async def handle(self, websocket: WebSocket, recheck: Recheck | None = None) -> None:
+        """Serve one client until it disconnects, loses access or the hub stops."""
         await websocket.accept()
         if self._closed:
             await websocket.close(GOING_AWAY, "server shutting down")
             return
         client = _Client(websocket, asyncio.Queue(self.queue_messages))
         self._clients.add(client)
-        sender = asyncio.create_task(self._send_loop(client))
+        helpers = [asyncio.create_task(self._send_loop(client))]
+        if recheck is not None:
+            helpers.append(asyncio.create_task(self._watch_access(client, recheck)))
         try:
             await self._receive_loop(client)
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
             for subscription_id in list(client.subscriptions):
                 self._unsubscribe(client, subscription_id)
             self._clients.discard(client)
@@ -351,6 +364,20 @@ class LiveHub:
             return None
         return {"error": "unknown message; expected a subscribe or unsubscribe key"}
 
+    async def _watch_access(self, client: _Client, recheck: Recheck) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_s)
+            problem = await recheck()
+            if problem is None:
+                continue
+            log.info("live client closed: access ended", extra={"fields": {
+                "client": _peer(client.websocket), "reason": problem}})
+            # A close reason may hold at most 123 bytes.
+            reason = problem.encode("utf-8")[:123].decode("utf-8", "ignore")
+            with contextlib.suppress(RuntimeError, OSError):
+                await client.websocket.close(POLICY_VIOLATION, reason)
+            return
+
     async def _send_loop(self, client: _Client) -> None:
         websocket = client.websocket
         while True:
@@ -384,7 +411,7 @@ async def live_endpoint(websocket: WebSocket) -> None:
         # An application built without a hub, as some tests build it: reject the handshake.
         await websocket.close(TRY_AGAIN_LATER, "live mode is not running on this server")
         return
-    await hub.handle(websocket)
+    await hub.handle(websocket, recheck=lambda: access_problem(websocket, PERMISSION))
 
 
 def engine_evaluator(engine: QueryBackend) -> Evaluate:

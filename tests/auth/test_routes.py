@@ -9,13 +9,14 @@ in 400, 404 or 409 without changing anything; a refused one ends in 401 or 403.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from gosight.auth import rbac
@@ -23,7 +24,7 @@ from gosight.server.app import core_routes, create_app
 from gosight.server.routing import PERMISSIONS, PUBLIC, permission_of
 from gosight.server.webapp import WebApp
 from tests.auth.conftest import CUSTOM_ROLE, USERS
-from tests.auth.support import SessionClient
+from tests.auth.support import SessionClient, create_user
 from tests.support.processes import Server
 
 # Requests whose effect would disturb the rest of the table; their own tests cover them.
@@ -216,6 +217,43 @@ def test_live_websocket_needs_metrics_read(users_server: Server, clients):
 
     assert anonymous.value.response.status_code == 403
     assert foreign_origin.value.response.status_code == 403
+
+
+def _closed_by_server(socket) -> ConnectionClosed:
+    """Read until the server closes the socket; a silent socket fails the test after 20 s."""
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            socket.recv(timeout=20)
+    return closed.value
+
+
+@pytest.mark.parametrize("end_access", ["sign out", "revoke token", "disable account"])
+def test_live_websocket_closes_when_access_ends(users_server: Server, end_access: str):
+    username = f"live-{end_access.replace(' ', '-')}"
+    user_id = create_user(users_server, username, "viewer")["id"]
+    with SessionClient(users_server).signed_in(username) as user:
+        if end_access == "revoke token":
+            created = user.post("/api/v1/auth/tokens", json={"name": "live", "permissions": ["metrics:read"]})
+            assert created.status_code == 201, created.text
+            headers = {"Authorization": f"Bearer {created.json()['token']}"}
+        else:
+            headers = {"Cookie": f"gosight_session={user.session_cookie}", "Origin": users_server.url}
+        with connect(_ws_url(users_server), additional_headers=headers) as socket:
+            socket.send('{"subscribe": {"id": "one", "query": "vector(1)"}}')
+            first = json.loads(socket.recv(timeout=10))
+            if end_access == "sign out":
+                ended = user.post("/api/v1/auth/logout")
+            elif end_access == "revoke token":
+                ended = user.request("DELETE", f"/api/v1/auth/tokens/{created.json()['id']}")
+            else:
+                with users_server.client() as admin:
+                    ended = admin.patch(f"/api/v1/users/{user_id}", json={"disabled": True})
+            closed = _closed_by_server(socket)
+
+    assert first["id"] == "one"
+    assert ended.status_code in (200, 204), ended.text
+    assert closed.rcvd is not None and closed.rcvd.code == 1008
+    assert closed.rcvd.reason
 
 
 def test_websocket_routes_are_in_the_walk():
