@@ -448,6 +448,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server.auth.oidc.create_users", parse_bool, True,
             "Create an account at the first single sign-on of an unknown verified email; false signs in only users "
             "an admin created with that email.", _SERVER, type_name="bool"),
+    Setting("server.auth.security_event_retention_days", number(1), 365.0,
+            "Security events (sign-ins, failures, account, role and token changes) older than this are deleted, "
+            "once at start and then daily.", _SERVER, unit="days", type_name="number"),
     Setting("store.retention_days", number(0.01), 15.0,
             "Samples older than this are deleted; samples older than this are also rejected at ingest.", _SERVER,
             unit="days", type_name="number"),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 from pathlib import Path
 
 from gosight.auth.service import AuthService
-from gosight.auth.store import AuthStore
+from gosight.auth.store import AuthStore, now_ms
 from gosight.config import Config, split_host_port
 from gosight.security.guard import is_loopback
 
 log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
 
 
 async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncExitStack) -> AuthService:
@@ -20,6 +23,8 @@ async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncE
     store = AuthStore(data_dir)
     shutdown.callback(store.close)
     service = AuthService(store, config)
+    pruning = asyncio.create_task(_prune_events_daily(store, config["server.auth.security_event_retention_days"]))
+    shutdown.callback(pruning.cancel)
     if config["server.auth.oidc.provider"] != "none":
         # PyJWT and its key algorithms take a tenth of a second to import; servers without
         # single sign-on skip them.
@@ -35,6 +40,20 @@ async def start_auth(config: Config, data_dir: Path, shutdown: contextlib.AsyncE
                     "or put the server behind an HTTPS proxy and set server.auth.public_url",
                     extra={"fields": {"http": config["server.http.listen"]}})
     return service
+
+
+async def _prune_events_daily(store: AuthStore, retention_days: float) -> None:
+    while True:
+        horizon = now_ms() - int(retention_days * DAY_MS)
+        try:
+            deleted = await asyncio.to_thread(store.prune_events, horizon)
+        except Exception as error:  # noqa: BLE001 - pruning is retried tomorrow, the server goes on
+            log.error("cannot delete old security events", extra={"fields": {"error": str(error)}})
+        else:
+            if deleted:
+                log.info("deleted old security events", extra={"fields": {
+                    "deleted": deleted, "retention_days": retention_days}})
+        await asyncio.sleep(DAY_MS / 1000)
 
 
 def log_setup_link(service: AuthService, config: Config, http_address: str, tls: bool) -> str | None:

@@ -143,7 +143,7 @@ class AuthStore:
         self._box: SecretBox | None = None
 
     def version(self) -> tuple[int, int] | None:
-        """A value that changes with every write to the user database, by any process; None when busy."""
+        """Return a value that changes with every write to the user database, by any process; None when busy."""
         return self._meta.version()
 
     @property
@@ -487,13 +487,18 @@ class AuthStore:
 
     def record_event(self, event_type: str, *, user: User | None = None, actor: str | None = None,
                      client_ip: str | None = None, **detail: object) -> None:
-        # NOTE: events are kept forever. Failed sign-ins from many addresses grow the table by about
-        # 200 bytes each, since the per-address throttle bounds only each single source.
+        # Failed sign-ins from many addresses grow the table by about 200 bytes each: the
+        # per-address throttle bounds each source alone. Retention bounds the total.
         with self._meta.transaction() as con:
             con.execute("INSERT INTO security_events (time_ms, type, user_id, username, actor, client_ip, detail) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (now_ms(), event_type, user.user_id if user else None, user.username if user else
                          detail.pop("username", None), actor, client_ip, json.dumps(detail, default=str)))
+
+    def prune_events(self, before_ms: int) -> int:
+        """Delete the security events recorded before `before_ms`; return how many."""
+        with self._meta.transaction() as con:
+            return con.execute("DELETE FROM security_events WHERE time_ms < ?", (before_ms,)).rowcount
 
     def list_events(self, *, types: list[str] | None = None, username: str | None = None,
                     since_ms: int | None = None, until_ms: int | None = None, limit: int = 100,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import pyotp
 import pytest
 
+from gosight.auth.store import AuthStore
 from tests.auth.support import PASSWORD, SessionClient, create_user
 from tests.support.processes import ADMIN_PASSWORD, ADMIN_USER, Server, start_server, wait_for
 
@@ -243,3 +245,29 @@ def test_password_reset_needs_an_admin(server: Server):
         assert answers[f"{username} own without current"].status_code == 403
     assert admin_still.status_code == 200
     assert attacker.status_code == 401
+
+
+def test_old_security_events_are_deleted(tmp_path: Path):
+    data_dir = tmp_path / "events" / "data"
+    data_dir.mkdir(parents=True)
+    store = AuthStore(data_dir)
+    for age_days in (400, 40, 1):
+        store.record_event("login_failed", actor="test", username=f"aged-{age_days}")
+    store.close()
+    with sqlite3.connect(data_dir / "meta.sqlite") as con:
+        for age_days in (400, 40, 1):
+            con.execute("UPDATE security_events SET time_ms = ? WHERE username = ?",
+                        (int(time.time() * 1000) - age_days * 86_400_000, f"aged-{age_days}"))
+
+    running = start_server(data_dir, tmp_path / "events" / "server.log",
+                           "--server.auth.security_event_retention_days", "30")
+    try:
+        deleted = running.proc.wait_for_log("deleted old security events")
+        with running.client() as client:
+            events = client.get("/api/v1/security/events", params={"type": "login_failed"}).json()
+    finally:
+        running.proc.stop()
+
+    assert deleted["deleted"] == 2
+    assert deleted["retention_days"] == 30
+    assert [event["user"] for event in events["events"]] == ["aged-1"]
