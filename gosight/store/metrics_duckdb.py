@@ -77,7 +77,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE TABLE IF NOT EXISTS metric_metadata (
     metric VARCHAR PRIMARY KEY, type VARCHAR NOT NULL, unit VARCHAR NOT NULL, help VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS batch_streams (stream VARCHAR PRIMARY KEY, max_seq BIGINT NOT NULL, recent BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_streams (
+    stream VARCHAR PRIMARY KEY, max_seq BIGINT NOT NULL, recent BLOB NOT NULL, last_ms BIGINT
+);
 """
 
 # NaN reaches DuckDB from numpy as NULL, so NaN and staleness markers travel in a
@@ -153,7 +155,13 @@ class MetricStore:
 
         for metric, kind, unit, help_text in self._con.execute("SELECT * FROM metric_metadata").fetchall():
             self._metadata[metric] = MetricMetadata(metric, kind, unit, help_text)
-        for stream, max_seq, recent in self._con.execute("SELECT * FROM batch_streams").fetchall():
+        columns = {row[0] for row in self._con.execute("SELECT name FROM pragma_table_info('batch_streams')").fetchall()}
+        if "last_ms" not in columns:
+            # Streams saved before the column existed count as used now, so retention keeps them a full period.
+            self._con.execute("ALTER TABLE batch_streams ADD COLUMN last_ms BIGINT")
+            self._con.execute("UPDATE batch_streams SET last_ms = ?", [_now_ms()])
+        for stream, max_seq, recent in self._con.execute(
+                "SELECT stream, max_seq, recent FROM batch_streams").fetchall():
             self.ledger.streams[stream] = StreamState.decode(max_seq, bytes(recent))
         log.info("metric store opened", extra={"fields": {"path": self.path, "series": len(self.registry)}})
 
@@ -301,7 +309,8 @@ class MetricStore:
             streams[index] = stream
             blobs[index] = blob
         frame = {"stream": streams, "max_seq": np.array([row[1] for row in rows], dtype=np.int64), "recent": blobs}
-        self._con.execute("INSERT OR REPLACE INTO batch_streams SELECT stream, max_seq, recent FROM frame")
+        self._con.execute("INSERT OR REPLACE INTO batch_streams (stream, max_seq, recent, last_ms) "
+                          "SELECT stream, max_seq, recent, ? FROM frame", [_now_ms()])
 
     def compact(self, now_ms: int | None = None) -> int:
         """Move head samples of finished blocks into chunks, then merge chunks by day; return the samples moved."""
@@ -416,9 +425,12 @@ class MetricStore:
         self._replace_chunks(series_ids[starts], parts, seqs)
 
     def apply_retention(self, retention_ms: int, now_ms: int | None = None) -> None:
-        """Delete samples and chunks older than the retention period.
+        """Delete samples and chunks older than the retention period, and the ledger of idle senders.
 
-        Chunks go whole, so a day chunk stays until its last sample is past the horizon.
+        Chunks go whole, so a day chunk stays until its last sample is past the horizon. A
+        batch stream unused for a whole period is forgotten: every agent start opens a new
+        one, and a batch that old would be refused at ingest for its sample times anyway (bar
+        the few minutes of clock skew that ingest accepts).
         """
         now_ms = _now_ms() if now_ms is None else now_ms
         horizon = now_ms - retention_ms
@@ -427,10 +439,14 @@ class MetricStore:
             con.begin()
             con.execute("DELETE FROM chunks WHERE max_ts < ?", [horizon])
             con.execute("DELETE FROM samples WHERE ts < ?", [horizon])
+            idle = [row[0] for row in con.execute(
+                "DELETE FROM batch_streams WHERE last_ms < ? RETURNING stream", [horizon]).fetchall()]
             con.commit()
         except BaseException:
             _rollback(con)
             raise
+        for stream in idle:
+            self.ledger.streams.pop(stream, None)
         view = self._view
         expired = view.directory.max_ts < horizon
         directory = view.directory.without(~expired) if expired.any() else view.directory

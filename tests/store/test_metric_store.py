@@ -1,6 +1,8 @@
 import math
+import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -188,3 +190,47 @@ def test_parse_batch_id(text, expected):
 def test_parse_batch_id_rejects(text):
     with pytest.raises(ValueError, match="invalid batch id"):
         parse_batch_id(text)
+
+
+def test_retention_forgets_idle_batch_streams(tmp_path: Path):
+    store = MetricStore(tmp_path / "m.duckdb")
+    now = int(time.time() * 1000)
+    write(store, {"__name__": "x"}, [(now, 1.0)], batch_id="agent.old:3")
+
+    store.apply_retention(retention_ms=HOUR_MS, now_ms=now + 2 * HOUR_MS)
+    forgotten = not store.is_stored("agent.old:3")
+    store.close()
+    reopened = MetricStore(tmp_path / "m.duckdb")
+    rows = reopened._con.execute("SELECT count(*) FROM batch_streams").fetchone()[0]
+    reopened.close()
+
+    assert forgotten
+    assert rows == 0
+
+
+def test_retention_keeps_active_batch_streams(tmp_path: Path):
+    store = MetricStore(tmp_path / "m.duckdb")
+    now = int(time.time() * 1000)
+    write(store, {"__name__": "x"}, [(now, 1.0)], batch_id="agent.new:3")
+
+    store.apply_retention(retention_ms=HOUR_MS, now_ms=now + HOUR_MS // 2)
+
+    assert store.is_stored("agent.new:3")
+    store.close()
+
+
+def test_ledger_without_last_use_column_is_upgraded(tmp_path: Path):
+    store = MetricStore(tmp_path / "m.duckdb")
+    write(store, {"__name__": "x"}, [(1000, 1.0)], batch_id="agent.e1:1")
+    store.close()
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("ALTER TABLE batch_streams DROP COLUMN last_ms")
+    con.close()
+
+    reopened = MetricStore(tmp_path / "m.duckdb")
+    last_ms = reopened._con.execute("SELECT last_ms FROM batch_streams").fetchone()[0]
+    stored = reopened.is_stored("agent.e1:1")
+    reopened.close()
+
+    assert stored
+    assert abs(last_ms - time.time() * 1000) < 60_000
