@@ -207,6 +207,34 @@ def test_explorer_plots_several_queries(page_and_watch, fleet: Fleet) -> None:
     watch.assert_clean()
 
 
+def test_explorer_editor_follows_history(page_and_watch, fleet: Fleet) -> None:
+    page, watch = page_and_watch
+    page.goto(f"{fleet.url}/explore")
+    editor = page.get_by_test_id("query-input").first
+
+    # Typed as soon as the page has loaded, as a quick user would.
+    editor.fill("node_load1")
+    editor.press("Enter")
+    _wait_for_chart_of(page, "node_load1")
+    editor.fill("node_load5")
+    editor.press("Enter")
+    _wait_for_chart_of(page, "node_load5")
+    page.go_back()
+    _wait_for_chart_of(page, "node_load1")
+    restored = editor.input_value()
+
+    assert restored == "node_load1", "Back restores the previous query into the editor"
+    watch.assert_clean()
+
+
+def _wait_for_chart_of(page, query: str) -> None:
+    wait_for_js(page, """(query) => {
+        const chart = document.querySelector('[data-testid=chart]');
+        return chart !== null && chart.dataset.state === 'ready' && Number(chart.dataset.drawn) > 0 &&
+            JSON.stringify(JSON.parse(chart.dataset.queries || '[]')) === JSON.stringify([query]);
+    }""", arg=query)
+
+
 def test_explorer_shows_errors_inline(page_and_watch, fleet: Fleet) -> None:
     page, watch = page_and_watch
 
