@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from gosight.config import SETTINGS, ConfigError, describe_settings_markdown, load_config
+from tests.support.processes import start_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,4 +130,19 @@ def test_cli_server_port_in_use(tmp_path: Path):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "server.http.listen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_server_grpc_port_of_running_server(tmp_path: Path):
+    running = start_server(tmp_path / "first", tmp_path / "first.log")
+    try:
+        grpc_port = running.grpc.rsplit(":", 1)[1]
+        result = run_cli("server", "--data-dir", str(tmp_path / "second"), "--http-listen", "127.0.0.1:0",
+                         "--grpc-listen", f"127.0.0.1:{grpc_port}")
+    finally:
+        running.proc.stop()
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{grpc_port} for gRPC" in result.stderr
+    assert "server.grpc.listen" in result.stderr
     assert "Traceback" not in result.stderr

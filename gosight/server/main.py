@@ -229,6 +229,9 @@ async def _start_grpc(config: Config, receiver: MetricsReceiver, agent_service: 
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start
+        # and take a share of the agents. Without it, a busy port fails the start.
+        ("grpc.so_reuseport", 0),
     ])
     server.add_generic_rpc_handlers((metrics_service_handler(receiver),))
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
