@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import HTTPConnection, Request
 
 from gosight.auth.middleware import principal_of
 from gosight.auth.service import AuthFailure, AuthService, Principal
 from gosight.auth.store import Session, User, UserToken, now_ms
+from gosight.server.api.bodies import json_object
 from gosight.server.api.endpoints import rfc3339
 from gosight.server.api.errors import ApiError
 
@@ -45,16 +44,7 @@ def api_error(failure: AuthFailure) -> ApiError:
 
 
 async def json_body(request: Request) -> dict:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"invalid JSON body: {error}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid JSON body: expected an object")
-    return body
+    return await json_object(request)
 
 
 def text_field(body: dict, name: str, *, required: bool = True, default: str = "") -> str:

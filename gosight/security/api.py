@@ -9,14 +9,20 @@ revokes one. Every route needs the tokens:manage permission (admins).
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gosight.auth.middleware import principal_of
 from gosight.auth.web import record
-from gosight.security.tokens import TokenNotFound, TokenRecord, TokenStore, now_ms, parse_duration_s
+from gosight.security.tokens import (
+    TokenNotFound,
+    TokenRecord,
+    TokenStore,
+    now_ms,
+    parse_duration_s,
+)
+from gosight.server.api.bodies import json_object
 from gosight.server.api.endpoints import rfc3339
 from gosight.server.api.errors import ApiError
 
@@ -87,13 +93,4 @@ def _tokens(request: Request) -> TokenStore:
 
 
 async def _json_body(request: Request) -> dict:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"invalid JSON body: {error}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid JSON body: expected an object with name, expires and bind_agent")
-    return body
+    return await json_object(request, "an object with name, expires and bind_agent")

@@ -6,6 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pyotp
 import pytest
 
@@ -271,3 +272,33 @@ def test_old_security_events_are_deleted(tmp_path: Path):
     assert deleted["deleted"] == 2
     assert deleted["retention_days"] == 30
     assert [event["user"] for event in events["events"]] == ["aged-1"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/api/v1/auth/setup"])
+def test_unauthenticated_bodies_are_bounded(server: Server, path: str):
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        huge = anonymous.post(path, content=b"{" + b" " * (2 << 20) + b"}",
+                              headers={"Content-Type": "application/json", "Origin": server.url})
+        streamed = anonymous.post(path, content=iter([b" " * (1 << 16)] * 40),
+                                  headers={"Content-Type": "application/json", "Origin": server.url})
+        nested = anonymous.post(path, content=b"[" * 100_000 + b"]" * 100_000,
+                                headers={"Content-Type": "application/json", "Origin": server.url})
+        health = anonymous.get("/healthz")
+
+    assert huge.status_code == 413
+    assert "request body larger than 1,048,576 bytes" in huge.json()["error"]["message"]
+    assert streamed.status_code == 413, "a body without Content-Length is cut off too"
+    assert nested.status_code == 400
+    assert nested.json()["error"]["message"] == "invalid JSON body: nested too deeply"
+    assert health.status_code == 200
+
+
+def test_prometheus_form_body_is_bounded(server: Server):
+    with server.client() as client:
+        response = client.post("/prometheus/api/v1/query",
+                               content=b"query=" + b"1" * (2 << 20),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert response.status_code == 413
+    assert response.json()["status"] == "error"
+    assert "request body larger than 1,048,576 bytes" in response.json()["error"]

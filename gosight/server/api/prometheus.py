@@ -27,10 +27,16 @@ from starlette.routing import BaseRoute
 
 from gosight import __version__
 from gosight.model import Labels, Matcher
+from gosight.server.api.bodies import BodyTooLarge, read_body
 from gosight.server.routing import route
 from gosight.store.promql import QueryError, QueryResult
 from gosight.store.promql.format import api_floats, api_timestamp
-from gosight.store.promql.parse import format_query, parse_duration_ms, parse_query, parse_selector
+from gosight.store.promql.parse import (
+    format_query,
+    parse_duration_ms,
+    parse_query,
+    parse_selector,
+)
 from gosight.store.query_backend import QueryBackend
 
 PREFIX = "/prometheus/api/v1"
@@ -109,7 +115,10 @@ class Params:
         pairs: list[tuple[str, str]] = []
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.method == "POST" and content_type == FORM:
-            body = await request.body()
+            try:
+                body = await read_body(request)
+            except BodyTooLarge as error:
+                raise ApiError("bad_data", str(error), 413) from None
             try:
                 pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
             except UnicodeDecodeError:
