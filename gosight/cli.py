@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
@@ -89,7 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "user": user_commands.run_user,
     }
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        # Flush here, not at exit, so a reader that went away is handled below.
+        sys.stdout.flush()
+        return status
     except ConfigError as error:
         print("gosight: invalid configuration:", file=sys.stderr)
         for problem in error.problems:
@@ -97,6 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away, as `| head` does: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except sqlite3.Error as error:
+        print(f"gosight: {args.command}: cannot use the database of the data directory: {error}. Run the command "
+              "as the user the server runs as, with the server's --data-dir; a damaged meta.sqlite must be "
+              "restored from a backup", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _print_version(args: argparse.Namespace) -> int:

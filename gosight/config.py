@@ -10,6 +10,7 @@ problems at once.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -152,14 +153,32 @@ def address(default_port: int | None = None) -> Parser:
 
     def parse(raw: Any) -> str:
         text = parse_str(raw).strip()
+        if "://" in text:
+            scheme = text.split("://", 1)[0]
+            raise ValueError(f"expected host:port without a scheme, for example 127.0.0.1:4317; drop '{scheme}://'")
         host, port = split_host_port(text, default_port)
         if not host:
             raise ValueError("expected host:port, for example 127.0.0.1:4317")
+        if not _valid_host(host):
+            raise ValueError(f"{host!r} is not a host name or IP address")
         if not 0 <= port <= 65535:
             raise ValueError("the port must be between 0 and 65535")
         return join_host_port(host, port)
 
     return parse
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
 
 
 def regex(raw: Any) -> str:
@@ -263,6 +282,26 @@ def ensure_data_dir(path: Path) -> Path:
         raise DataDirError(f"the data directory {path} is not writable; set data_dir (--data-dir) to a "
                            "writable directory")
     return path
+
+
+def server_data_problem(path: Path, *, creating: bool = False) -> str | None:
+    """Return why `path` is not a server's data directory, for the offline admin commands; None if it is.
+
+    With `creating`, a directory without server data is fine, as for the first admin
+    created before the first start.
+    """
+    if (path / "meta.sqlite").exists():
+        return None
+    demo_server = path / "server"
+    if (demo_server / "meta.sqlite").exists():
+        return (f"{path} is a demo's data directory; its server keeps users and tokens in {demo_server}, so pass "
+                f"--data-dir {demo_server}")
+    if creating:
+        return None
+    if not path.is_dir():
+        return f"the data directory {path} does not exist; pass the server's --data-dir"
+    return (f"{path} holds no server data (no meta.sqlite); pass the data directory the server runs with "
+            "(--data-dir, data_dir in its configuration)")
 
 
 def default_data_dir() -> str:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 async def run_demo(config: Config) -> None:
     agent_thread: dict[str, object] = {}
+    server_dir = Path(config["data_dir"]) / "server"
 
     def start_agent(listening: Listening) -> None:
         values = dict(config.values)
@@ -36,8 +37,11 @@ async def run_demo(config: Config) -> None:
             print(f"GoSight demo is running. Create the admin account at {listening.setup_url} "
                   f"(one use), then sign in at {address}. Ctrl-C stops it.", file=sys.stderr, flush=True)
         else:
-            print(f"GoSight demo is running: open {address} in a browser (Ctrl-C stops it)", file=sys.stderr,
-                  flush=True)
+            # An earlier demo created the admin already; say so, or the sign-in page is a dead end.
+            print(f"GoSight demo is running: open {address} in a browser and sign in with the account created "
+                  f"when this demo first ran. To set a new password, run 'gosight user list --data-dir {server_dir}' "
+                  f"for the names, then 'gosight user set-password NAME --data-dir {server_dir}'; to start afresh, "
+                  "run 'gosight demo --data-dir NEW_DIR'. Ctrl-C stops it.", file=sys.stderr, flush=True)
 
     def stop_agent() -> None:
         agent = agent_thread.get("agent")
@@ -48,7 +52,7 @@ async def run_demo(config: Config) -> None:
         thread.join(30)
 
     server_values = dict(config.values)
-    server_values["data_dir"] = str(Path(config["data_dir"]) / "server")
+    server_values["data_dir"] = str(server_dir)
     await serve(dataclasses.replace(config, values=server_values), on_listening=start_agent,
                 on_stopping=stop_agent)
 

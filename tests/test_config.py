@@ -81,6 +81,27 @@ def test_invalid_agent_settings(flags, expected):
     assert any(expected in line for line in caught.value.problems), caught.value.problems
 
 
+@pytest.mark.parametrize("server, expected", [
+    ("http://x:4317", "expected host:port without a scheme, for example 127.0.0.1:4317; drop 'http://'"),
+    ("a b", "'a b' is not a host name or IP address"),
+    ("bad_host!", "'bad_host!' is not a host name or IP address"),
+    ("x:99999", "the port must be between 0 and 65535"),
+])
+def test_invalid_server_address(server, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(["agent"], env={}, flags={"agent.server": server})
+
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("server, expected", [
+    ("x", "x:4317"), ("10.0.0.5:99", "10.0.0.5:99"), ("::1", "[::1]:4317"), ("[::1]:5", "[::1]:5"),
+    ("metrics.example.com.", "metrics.example.com.:4317"),
+])
+def test_valid_server_address(server, expected):
+    assert load_config(["agent"], env={}, flags={"agent.server": server})["agent.server"] == expected
+
+
 def test_cli_reports_invalid_settings_without_traceback(tmp_path: Path):
     result = run_cli("server", "--data-dir", str(tmp_path), "--server.presence.idle_after_s", "500",
                      env={"GOSIGHT_SERVER_INGEST_QUEUE_SAMPLES": "lots"})
@@ -146,3 +167,51 @@ def test_cli_server_grpc_port_of_running_server(tmp_path: Path):
     assert f"cannot listen on 127.0.0.1:{grpc_port} for gRPC" in result.stderr
     assert "server.grpc.listen" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("damaged, expected", [
+    ("meta.sqlite", "cannot open the metadata database"),
+    ("metrics.duckdb", "cannot open the metric store"),
+])
+def test_cli_server_damaged_database(tmp_path: Path, damaged: str, expected: str):
+    (tmp_path / damaged).write_bytes(b"not a database, just text that fills a few bytes" * 100)
+
+    result = run_cli("server", "--data-dir", str(tmp_path), "--http-listen", "127.0.0.1:0",
+                     "--grpc-listen", "127.0.0.1:0")
+
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "restore it from a backup" in result.stderr
+    assert "another gosight server" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_user_list_needs_server_data(tmp_path: Path):
+    empty = run_cli("user", "list", "--data-dir", str(tmp_path))
+    (tmp_path / "demo" / "server").mkdir(parents=True)
+    (tmp_path / "demo" / "server" / "meta.sqlite").touch()
+    demo = run_cli("user", "list", "--data-dir", str(tmp_path / "demo"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "meta.sqlite").mkdir()
+    broken = run_cli("user", "list", "--data-dir", str(tmp_path / "broken"))
+
+    assert empty.returncode == 1
+    assert "holds no server data (no meta.sqlite)" in empty.stderr
+    assert not (tmp_path / "meta.sqlite").exists(), "a read command creates no database"
+    assert demo.returncode == 1
+    assert f"pass --data-dir {tmp_path / 'demo' / 'server'}" in demo.stderr
+    assert broken.returncode == 1
+    assert "cannot use the database of the data directory" in broken.stderr
+    assert "Traceback" not in empty.stderr + demo.stderr + broken.stderr
+
+
+def test_cli_output_into_closed_pipe():
+    with subprocess.Popen([sys.executable, "-m", "gosight", "check-config", "--list"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as reader:
+        reader.stdout.readline()
+        reader.stdout.close()
+        stderr = reader.stderr.read().decode()
+        reader.wait(30)
+
+    assert reader.returncode == 0
+    assert "Traceback" not in stderr

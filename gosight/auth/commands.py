@@ -12,7 +12,7 @@ import argparse
 import getpass
 import sys
 
-from gosight.config import SERVER, load_config
+from gosight.config import SERVER, load_config, server_data_problem
 
 EXIT_FAILURE = 1
 
@@ -61,8 +61,9 @@ def run_user(args: argparse.Namespace) -> int:
 
     flags = {"data_dir": args.data_dir} if args.data_dir else {}
     config = load_config([SERVER], flags=flags, config_path=args.config)
-    if args.user_command != "add" and not config.data_dir.is_dir():
-        return _fail(f"the data directory {config.data_dir} does not exist; pass the server's --data-dir")
+    problem = server_data_problem(config.data_dir, creating=args.user_command == "add")
+    if problem:
+        return _fail(problem)
     store = AuthStore(config.data_dir) if args.user_command != "add" else None
     try:
         if store is None:

@@ -13,7 +13,7 @@ import sys
 
 from typing import TYPE_CHECKING
 
-from gosight.config import SERVER, Config, load_config
+from gosight.config import SERVER, Config, load_config, server_data_problem
 
 # The modules behind these commands import cryptography and grpc. They are imported when a certs or token
 # command runs, so other gosight commands do not pay for them at start.
@@ -94,8 +94,12 @@ def run_token(args: argparse.Namespace) -> int:
 
     config = _load(args, {})
     path = config.data_dir / "meta.sqlite"
-    if not config.data_dir.is_dir():
-        return _fail(f"the data directory {config.data_dir} does not exist; pass the server's --data-dir")
+    # Agent tokens may be made before the server's first start, ready for the agents.
+    problem = server_data_problem(config.data_dir, creating=args.token_command == "create")
+    if problem:
+        return _fail(problem)
+    if args.token_command == "create":
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tokens = TokenStore(path)
     try:
         if args.token_command == "create":

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         tls = _prepare_tls(config)
 
         # Storage: nothing may be accepted before the store can take it.
-        meta = MetaStore(data_dir / "meta.sqlite")
+        meta = _open_meta(data_dir / "meta.sqlite")
         shutdown.callback(meta.close)
         store = _open_store(data_dir, config["store.chunk_cache_mb"] << 20)
         metrics = ServerMetrics()
@@ -285,13 +286,28 @@ def _bind(listen: str, setting: str) -> socket.socket:
     return sock
 
 
+def _open_meta(path: Path) -> MetaStore:
+    try:
+        return MetaStore(path)
+    except sqlite3.Error as error:
+        raise StartupError(f"cannot open the metadata database {path}: {error}; it holds users, tokens and "
+                           "endpoints, so restore it from a backup, or move it away to start without them") from None
+
+
 def _open_store(data_dir: Path, chunk_cache_bytes: int) -> MetricStore:
     path = data_dir / "metrics.duckdb"
     try:
         return MetricStore(path, chunk_cache_bytes=chunk_cache_bytes)
     except duckdb.IOException as error:
-        raise StartupError(f"cannot open the metric store {path}: {error}; another gosight server may be using "
-                           "this data directory, so stop it or set a different data_dir (--data-dir)") from None
+        if "lock" in str(error).lower():
+            advice = ("another gosight server may be using this data directory, so stop it or set a different "
+                      "data_dir (--data-dir)")
+        else:
+            advice = "the file may be damaged: restore it from a backup, or move it away to start with no metrics"
+        raise StartupError(f"cannot open the metric store {path}: {error}; {advice}") from None
+    except duckdb.Error as error:
+        raise StartupError(f"cannot open the metric store {path}: {error}; the file may be damaged: restore it "
+                           "from a backup, or move it away to start with no metrics") from None
 
 
 def _ensure_data_dir(path: Path) -> Path:
