@@ -80,6 +80,9 @@ def _load(args: argparse.Namespace, roles: list[str]) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything GoSight writes (password hashes, keys, metrics) is for its own user only,
+    # even in a data directory that others may list.
+    os.umask(0o077)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "server": _run_server,
         "agent": _run_agent,
@@ -113,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _start_logging(config: Config) -> None:
+    configure_logging(config["log.level"], config["log.format"])
+    for warning in config.warnings:
+        log.warning(warning)
+
+
 def _print_version(args: argparse.Namespace) -> int:
     print(f"gosight {__version__} (python {sys.version.split()[0]})")
     return 0
@@ -138,6 +147,8 @@ def _check_config(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems)
     print("configuration is valid")
+    for warning in configs[0].warnings if configs else []:
+        print(f"  warning: {warning}")
     for config in configs:
         for name, value in sorted(config.values.items()):
             shown = "(hidden)" if BY_NAME[name].secret and value else repr(value)
@@ -149,7 +160,7 @@ def _run_server(args: argparse.Namespace) -> int:
     from gosight.server.main import StartupError, serve
 
     config = _load(args, [SERVER])
-    configure_logging(config["log.level"], config["log.format"])
+    _start_logging(config)
     try:
         asyncio.run(serve(config))
     except StartupError as error:
@@ -169,7 +180,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     config = load_config([SERVER, AGENT], flags=flags, config_path=args.config)
     if config.sources["data_dir"] == "default":
         config.values["data_dir"] = str(config.data_dir / "demo")
-    configure_logging(config["log.level"], config["log.format"])
+    _start_logging(config)
     try:
         asyncio.run(run_demo(config))
     except StartupError as error:
@@ -183,7 +194,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     from gosight.security.client_tls import AgentSecurityError
 
     config = _load(args, [AGENT])
-    configure_logging(config["log.level"], config["log.format"])
+    _start_logging(config)
     try:
         return run_agent(config)
     except (AgentStartupError, AgentSecurityError) as error:

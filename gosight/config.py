@@ -51,6 +51,14 @@ def parse_str(raw: Any) -> str:
     return "" if raw is None else str(raw)
 
 
+def directory_path(raw: Any) -> str:
+    text = parse_str(raw).strip()
+    if not text:
+        raise ValueError("expected a directory path; unset the setting to use the default")
+    # Absolute at once, so the logs and every later step name the same directory.
+    return os.path.abspath(os.path.expanduser(text))
+
+
 def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     def parse(raw: Any) -> int:
         if isinstance(raw, bool):
@@ -352,7 +360,7 @@ _AGENT = frozenset({AGENT})
 
 SETTINGS: tuple[Setting, ...] = (
     # Shared by both roles.
-    Setting("data_dir", parse_str, None, "Directory for all state: the metric store, the agent spool and identity. "
+    Setting("data_dir", directory_path, None, "Directory for all state: the metric store, the agent spool and identity. "
             "Defaults to /var/lib/gosight for root and the XDG data directory (~/.local/share/gosight) otherwise.",
             alias="--data-dir", type_name="path"),
     Setting("log.level", choice("debug", "info", "warning", "error"), "info", "Minimum level of log messages.",
@@ -607,6 +615,8 @@ class Config:
     values: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     role: str = SERVER
+    # Problems worth a log line that do not stop the program.
+    warnings: list[str] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -645,6 +655,7 @@ def load_config(
     for setting in SETTINGS:
         if setting.env in env:
             raw[setting.name] = (env[setting.env], setting.env)
+    warnings = _unknown_environment(env)
     for name, value in flags.items():
         if value is not None:
             raw[name] = (value, BY_NAME[name].flag)
@@ -674,7 +685,22 @@ def load_config(
     problems.extend(_cross_checks(values))
     if problems:
         raise ConfigError(problems)
-    return Config(values=values, sources=sources, role=roles[0] if roles else SERVER)
+    return Config(values=values, sources=sources, role=roles[0] if roles else SERVER, warnings=warnings)
+
+
+def _unknown_environment(env: Mapping[str, str]) -> list[str]:
+    """Name GOSIGHT_* variables that set nothing, as a typo would; a file's unknown keys are errors instead.
+
+    They stay warnings because one environment often serves several programs.
+    """
+    known = {setting.env for setting in SETTINGS} | {CONFIG_ENV}
+    warnings = []
+    for name in sorted(env):
+        if name.startswith("GOSIGHT_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"ignoring the environment variable {name}: no setting reads it{hint}")
+    return warnings
 
 
 def _default(setting: Setting) -> Any:

@@ -1,3 +1,4 @@
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,55 @@ def test_cli_output_into_closed_pipe():
 
     assert reader.returncode == 0
     assert "Traceback" not in stderr
+
+
+def test_unknown_environment_variable_is_named():
+    config = load_config(["server"], env={"GOSIGHT_SERVER_HTTPLISTEN": "127.0.0.1:1", "GOSIGHT_LOG_LEVEL": "debug"})
+
+    assert config.warnings == ["ignoring the environment variable GOSIGHT_SERVER_HTTPLISTEN: no setting reads it; "
+                               "did you mean GOSIGHT_SERVER_HTTP_LISTEN?"]
+    assert config["log.level"] == "debug"
+
+
+def test_cli_check_config_shows_environment_warning():
+    result = run_cli("check-config", "--role", "server", env={"GOSIGHT_SERVER_HTTPLISTEN": "127.0.0.1:1"})
+
+    assert result.returncode == 0
+    assert "warning: ignoring the environment variable GOSIGHT_SERVER_HTTPLISTEN" in result.stdout
+
+
+@pytest.mark.parametrize("raw, expected", [("", "expected a directory path"), ("  ", "expected a directory path")])
+def test_empty_data_dir_is_refused(raw, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(["server"], env={"GOSIGHT_DATA_DIR": raw})
+
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_relative_data_dir_becomes_absolute(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    config = load_config(["server"], env={}, flags={"data_dir": "state"})
+
+    assert config["data_dir"] == str(tmp_path / "state")
+
+
+def test_server_files_are_private(tmp_path: Path):
+    data_dir = tmp_path / "shared"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    (data_dir / "old-notes.txt").write_text("from an older version")
+    (data_dir / "old-notes.txt").chmod(0o644)
+
+    running = start_server(data_dir, tmp_path / "server.log", bootstrap=False)
+    try:
+        record = running.proc.wait_for_log("made data files readable by their owner only; they were open to "
+                                           "other users")
+    finally:
+        running.proc.stop()
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.iterdir() if path.is_file()}
+
+    assert record["files"] == ["old-notes.txt"]
+    assert "meta.sqlite" in modes
+    assert "metrics.duckdb" in modes
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sqlite3
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
     async with contextlib.AsyncExitStack() as shutdown:
         # The HTTP port is bound first so a busy port fails before anything is opened.
         data_dir = _ensure_data_dir(config.data_dir)
+        _make_files_private(data_dir)
         http_socket = _bind(config["server.http.listen"], "server.http.listen")
         shutdown.callback(http_socket.close)
         log.info("starting gosight server", extra={"fields": {
@@ -284,6 +287,22 @@ def _bind(listen: str, setting: str) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _make_files_private(data_dir: Path) -> None:
+    """Take group and other access from the data directory's files, as from files of older versions."""
+    opened = []
+    for path in data_dir.iterdir():
+        try:
+            status = path.lstat()
+            if stat.S_ISREG(status.st_mode) and status.st_mode & 0o077 and status.st_uid == os.geteuid():
+                path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
+                opened.append(path.name)
+        except OSError as error:
+            log.warning("cannot make a data file private", extra={"fields": {"path": str(path), "error": str(error)}})
+    if opened:
+        log.warning("made data files readable by their owner only; they were open to other users",
+                    extra={"fields": {"files": sorted(opened)}})
 
 
 def _open_meta(path: Path) -> MetaStore:
