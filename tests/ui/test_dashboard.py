@@ -235,6 +235,79 @@ def _wait_for_chart_of(page, query: str) -> None:
     }""", arg=query)
 
 
+def _run_explorer_query(page, editor, query: str) -> dict:
+    """Run `query` in the explorer and return the chart's data attributes once it has loaded it."""
+    editor.fill(query)
+    editor.press("Enter")
+    wait_for_js(page, """(query) => {
+        const chart = document.querySelector('[data-testid=chart]');
+        return chart !== null && ['ready', 'empty', 'error'].includes(chart.dataset.state) &&
+            JSON.stringify(JSON.parse(chart.dataset.queries || '[]')) === JSON.stringify([query]);
+    }""", arg=query)
+    return page.evaluate("""() => {
+        const chart = document.querySelector('[data-testid=chart]');
+        return {
+            ...chart.dataset,
+            error: chart.querySelector('[role=alert]')?.textContent ?? '',
+            legend: [...chart.querySelectorAll('[data-testid=legend-item]')].map((item) => JSON.parse(item.dataset.labels)),
+        };
+    }""")
+
+
+def test_explorer_chart_recovers_from_empty_result(page_and_watch, fleet: Fleet) -> None:
+    page, watch = page_and_watch
+    page.goto(f"{fleet.url}/explore")
+    editor = page.get_by_test_id("query-input").first
+    # All three guess the same unit, so the explorer keeps one chart, and one uPlot instance, for all of them.
+    queries = ["nosuchmetric", "node_load1", "sum by (mode) (rate(node_cpu_seconds_total[1m]))"]
+
+    empty = _run_explorer_query(page, editor, queries[0])
+    single = _run_explorer_query(page, editor, queries[1])
+    single_expected = _api_range(fleet, queries[1], single)
+    several = _run_explorer_query(page, editor, queries[2])
+    several_expected = _api_range(fleet, queries[2], several)
+
+    assert empty["state"] == "empty", empty
+    assert empty["series"] == "0"
+    for chart, expected in [(single, single_expected), (several, several_expected)]:
+        assert chart["error"] == "", chart
+        assert chart["state"] == "ready", chart
+        assert int(chart["drawnSeries"]) == len(expected), "uPlot draws every series of the result"
+        assert sorted(map(json.dumps, chart["legend"])) == sorted(json.dumps(item["metric"]) for item in expected)
+    assert len(several_expected) > 1, "the last query has one series per CPU mode"
+    assert int(single["drawn"]) > int(empty["drawn"])
+    assert int(several["drawn"]) > int(single["drawn"])
+    watch.assert_clean()
+
+
+def test_explorer_shows_infinities(page_and_watch, fleet: Fleet) -> None:
+    page, watch = page_and_watch
+    queries = ["1/0", "-vector(1)/0"]
+
+    page.goto(f"{fleet.url}/explore?" + "&".join(f"q={quote(query)}" for query in queries) + "&view=table")
+    page.get_by_test_id("result-table").wait_for()
+    scalar = page.get_by_test_id("result-scalar").inner_text()
+    cell = page.locator("[data-testid=result-table] td.numeric")
+    cell_text = cell.inner_text()
+    cell_value = cell.get_attribute("data-value")
+    page.get_by_role("tab", name="Graph").click()
+    charts = wait_for_charts(page)
+    legend = page.locator("[data-testid=chart] .legend-value").all_inner_texts()
+    plot = page.locator("[data-testid=chart] .u-over").bounding_box()
+    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2)
+    page.locator(".chart-tooltip").wait_for()
+    tooltip = page.locator(".chart-tooltip-value").all_inner_texts()
+
+    assert scalar == "+Inf"
+    assert cell_text == "-Inf"
+    assert cell_value == "-Inf"
+    assert charts[0]["state"] == "ready", charts
+    assert decode_queries(charts[0]) == queries
+    assert legend == ["+Inf", "-Inf"]
+    assert tooltip == ["+Inf", "-Inf"], "the tooltip shows the samples that the canvas cannot draw"
+    watch.assert_clean()
+
+
 def test_explorer_shows_errors_inline(page_and_watch, fleet: Fleet) -> None:
     page, watch = page_and_watch
 

@@ -4,7 +4,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { isAbort, queryRange } from '../lib/api';
+import { isAbort, parseSampleValue, queryRange } from '../lib/api';
 import { buildOptions, refreshThemeColors, seriesColor, seriesOptions } from '../lib/chartOptions';
 import { formatValue, type Unit } from '../lib/format';
 import { live } from '../lib/live';
@@ -75,10 +75,11 @@ export function Chart({ panel, range, refresh, intervalS = 10, height = 200 }: C
       unit: panel.unit,
       series: () => dataRef.current.series,
       onZoom: (startMs, endMs) => navigate({ range: { kind: 'absolute', startMs, endMs } }),
-      onDraw: () => {
+      onDraw: (self) => {
         if (dataRef.current.x.length === 0 || !rootRef.current) return;
         drawsRef.current += 1;
         rootRef.current.dataset.drawn = String(drawsRef.current);
+        rootRef.current.dataset.drawnSeries = String(self.series.length - 1);
       },
     });
     const plot = new uPlot(options, [[]], host);
@@ -112,18 +113,22 @@ export function Chart({ panel, range, refresh, intervalS = 10, height = 200 }: C
     const current = plotKeysRef.current;
     const wanted = data.series.map((info) => info.key);
     const single = data.series.length === 1;
-    if (current.length !== wanted.length || current.some((key, index) => key !== wanted[index])) {
-      plotKeysRef.current = wanted;
-      plot.batch(() => {
+    const seriesChanged = current.length !== wanted.length || current.some((key, index) => key !== wanted[index]);
+    // uPlot recomputes its scales when a batch ends, and fails on a series without a data
+    // column. So the new series and their columns go in one batch.
+    plot.batch(() => {
+      if (seriesChanged) {
         for (let index = plot.series.length - 1; index >= 1; index -= 1) plot.delSeries(index);
         data.series.forEach((info, position) => {
           const options = seriesOptions(info, position, single);
           options.show = !hiddenRef.current.has(info.key);
           plot.addSeries(options);
         });
-      });
-    }
-    plot.setData([data.x, ...data.ys] as uPlot.AlignedData);
+      }
+      plot.setData([data.x, ...data.ys] as uPlot.AlignedData);
+    });
+    // Set only after the batch succeeded, so after a batch that threw the next data replaces the series again.
+    plotKeysRef.current = wanted;
     setLegendVersion((version) => version + 1);
   };
 
@@ -260,7 +265,7 @@ function Legend({ data, unit, hidden, onToggle }: LegendProps) {
           >
             <span class="swatch" style={{ background: seriesColor(position) }} />
             <span class="legend-name">{info.name}</span>
-            <span class="legend-value">{info.last === null ? '–' : formatValue(Number(info.last), unit)}</span>
+            <span class="legend-value">{info.last === null ? '–' : formatValue(parseSampleValue(info.last), unit)}</span>
           </button>
         </li>
       ))}

@@ -20,6 +20,22 @@ export type QueryData =
   | { resultType: 'vector'; result: VectorSample[] }
   | { resultType: 'scalar' | 'string'; result: [number, string] };
 
+// Prometheus writes infinities as "+Inf" and "-Inf". The pattern also accepts "Inf" and "Infinity"
+// in any case, because other servers of the same API may spell them so.
+const INFINITY = /^([+-]?)inf(inity)?$/i;
+
+/**
+ * Parse a sample value as the Prometheus API writes it: a decimal number, "+Inf",
+ * "-Inf" or "NaN". Number() alone returns NaN for "+Inf" and 0 for an empty string.
+ * Returns NaN for text that is not a number.
+ */
+export function parseSampleValue(text: string): number {
+  const infinity = INFINITY.exec(text.trim());
+  if (infinity) return infinity[1] === '-' ? -Infinity : Infinity;
+  if (text.trim() === '') return NaN;
+  return Number(text);
+}
+
 export interface EndpointFacts {
   os?: string;
   os_version?: string;

@@ -49,7 +49,7 @@ export interface ChartCallbacks {
   /** Series metadata in uPlot order (uPlot index minus one). */
   series: () => SeriesInfo[];
   onZoom: (startMs: number, endMs: number) => void;
-  onDraw: () => void;
+  onDraw: (plot: uPlot) => void;
 }
 
 // A canvas of its own for measuring, because uPlot caches the font of its context.
@@ -126,7 +126,7 @@ export function buildOptions(width: number, height: number, callbacks: ChartCall
           callbacks.onZoom(Math.round(startS * 1000), Math.round(endS * 1000));
         },
       ],
-      draw: [() => callbacks.onDraw()],
+      draw: [(self) => callbacks.onDraw(self)],
     },
     plugins: [tooltip],
   };
@@ -150,6 +150,14 @@ function escapeHtml(text: string): string {
 }
 
 const TOOLTIP_ROWS = 12;
+
+/** Order values from largest to smallest with NaN last. Subtracting would give NaN for two equal infinities. */
+function compareDescending(a: number, b: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b)) return Number(Number.isNaN(a)) - Number(Number.isNaN(b));
+  if (a > b) return -1;
+  if (a < b) return 1;
+  return 0;
+}
 
 /**
  * Show the values under the cursor in a box beside it. Only the chart under the
@@ -186,17 +194,23 @@ function tooltipPlugin(callbacks: ChartCallbacks): uPlot.Plugin {
           return;
         }
         const infos = callbacks.series();
+        const timeS = self.data[0][index] as number;
+        // A column has null where the sample is infinite or NaN, because the canvas cannot draw it.
         const rows = infos
-          .map((info, position) => ({ info, position, value: self.data[position + 1]?.[index] ?? null }))
+          .map((info, position) => ({
+            info,
+            position,
+            value: self.data[position + 1]?.[index] ?? info.nonFinite.get(timeS) ?? null,
+          }))
           .filter((row) => row.value !== null && self.series[row.position + 1]?.show !== false)
-          .sort((a, b) => (b.value as number) - (a.value as number));
+          .sort((a, b) => compareDescending(a.value as number, b.value as number));
         if (rows.length === 0) {
           hide();
           return;
         }
         const shown = rows.slice(0, TOOLTIP_ROWS);
         const more = rows.length - shown.length;
-        const timeMs = (self.data[0][index] as number) * 1000;
+        const timeMs = timeS * 1000;
         box.innerHTML =
           `<div class="chart-tooltip-time">${escapeHtml(formatDateTime(timeMs))}</div>` +
           shown

@@ -2,7 +2,7 @@
 // One PromQL query returns the state, CPU and memory of many containers at once,
 // for the host's Containers tab and the endpoints table.
 
-import { queryVector, type Endpoint, type VectorSample } from './api';
+import { parseSampleValue, queryVector, type Endpoint, type VectorSample } from './api';
 import { endpointsSelector } from './usage';
 
 /** Prefix of the endpoint ids that the agent gives containers: ctr- and 12 characters of the container id. */
@@ -63,7 +63,7 @@ export function parseContainerStatus(samples: VectorSample[]): Map<string, Conta
     if (!id || !field) continue;
     const entry = statuses.get(id) ?? {};
     if (field === 'state') entry.state = sample.metric.state;
-    else entry[field] = Number(sample.value[1]);
+    else entry[field] = parseSampleValue(sample.value[1]);
     statuses.set(id, entry);
   }
   return statuses;

@@ -19,6 +19,21 @@ describe('buildChartData', () => {
     expect(data.series[0].last).toBe('3');
     expect(data.series[1].last).toBe('+Inf');
   });
+
+  it('keeps infinite and NaN samples out of the columns', () => {
+    const data = buildChartData(
+      [[{ metric: {}, values: [[100, '+Inf'], [110, '-Inf'], [120, 'NaN'], [130, '4']] }]],
+      [{ expr: '1/0' }],
+      100,
+      130,
+      10,
+    );
+    expect(data.ys).toEqual([[null, null, null, 4]]);
+    expect([...data.series[0].nonFinite.keys()]).toEqual([100, 110, 120]);
+    expect(data.series[0].nonFinite.get(100)).toBe(Number.POSITIVE_INFINITY);
+    expect(data.series[0].nonFinite.get(110)).toBe(Number.NEGATIVE_INFINITY);
+    expect(data.series[0].nonFinite.get(120)).toBeNaN();
+  });
 });
 
 describe('appendLive', () => {
@@ -35,6 +50,26 @@ describe('appendLive', () => {
     expect(data.ys).toEqual([[2, 5], [null, 7]]);
     expect(data.series[1].name).toBe('cpu 1');
     expect(data.series[0].last).toBe('5');
+  });
+
+  it('tracks infinite samples and drops them with their points', () => {
+    const data = buildChartData([[{ metric: {}, values: [[100, '+Inf'], [110, '1']] }]], [{ expr: 'q' }], 100, 110, 10);
+
+    appendLive(data, 0, { expr: 'q' }, 120, [{ metric: {}, value: [120, '-Inf'] }], 105);
+
+    expect(data.x).toEqual([110, 120]);
+    expect(data.ys).toEqual([[1, null]]);
+    expect([...data.series[0].nonFinite.entries()]).toEqual([[120, Number.NEGATIVE_INFINITY]]);
+    expect(data.series[0].last).toBe('-Inf');
+  });
+
+  it('forgets an infinite sample that a finite one replaces', () => {
+    const data = buildChartData([[{ metric: {}, values: [[100, '+Inf']] }]], [{ expr: 'q' }], 100, 100, 10);
+
+    appendLive(data, 0, { expr: 'q' }, 100, [{ metric: {}, value: [100, '2'] }], 0);
+
+    expect(data.ys).toEqual([[2]]);
+    expect(data.series[0].nonFinite.size).toBe(0);
   });
 
   it('ignores updates older than the data', () => {

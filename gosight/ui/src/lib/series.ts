@@ -1,7 +1,7 @@
 // Turn Prometheus query results into uPlot's aligned columns, name the series, and
 // append live points. Pure functions, so the chart component stays small and testable.
 
-import type { Labels, MatrixSeries, VectorSample } from './api';
+import { parseSampleValue, type Labels, type MatrixSeries, type VectorSample } from './api';
 
 /** One PromQL query of a chart and how to name its series. */
 export interface QuerySpec {
@@ -18,6 +18,8 @@ export interface SeriesInfo {
   /** Latest value as the API sent it, and its time in seconds. */
   last: string | null;
   lastTimeS: number | null;
+  /** Infinite and NaN samples by time in seconds, for the tooltip, because their column has null there. */
+  nonFinite: Map<number, number>;
 }
 
 /** Chart data in uPlot's layout: one x column (seconds) and one y column per series. */
@@ -59,10 +61,18 @@ export function seriesName(labels: Labels, template: string | undefined, expr: s
   return formatLabels(labels);
 }
 
-function parseValue(text: string): number | null {
-  const value = Number(text);
-  // Canvas paths cannot draw infinities; the legend still shows the raw text.
-  return Number.isFinite(value) ? value : null;
+/** Store one sample in column `index` of the series at `position`. */
+function setSample(data: ChartData, position: number, index: number, text: string): void {
+  const value = parseSampleValue(text);
+  const timeS = data.x[index];
+  // Canvas paths cannot draw infinities or NaN, so the column gets a gap there.
+  if (Number.isFinite(value)) {
+    data.ys[position][index] = value;
+    data.series[position].nonFinite.delete(timeS);
+  } else {
+    data.ys[position][index] = null;
+    data.series[position].nonFinite.set(timeS, value);
+  }
 }
 
 /**
@@ -80,32 +90,31 @@ export function buildChartData(
   const x = new Array<number>(count);
   for (let index = 0; index < count; index += 1) x[index] = startS + index * stepS;
 
-  const ys: (number | null)[][] = [];
-  const series: SeriesInfo[] = [];
+  const data: ChartData = { x, ys: [], series: [] };
   results.forEach((matrix, query) => {
     for (const item of matrix) {
-      const column = new Array<number | null>(count).fill(null);
-      let last: string | null = null;
-      let lastTimeS: number | null = null;
-      for (const [timeS, text] of item.values) {
-        const index = Math.round((timeS - startS) / stepS);
-        if (index < 0 || index >= count) continue;
-        column[index] = parseValue(text);
-        last = text;
-        lastTimeS = timeS;
-      }
-      ys.push(column);
-      series.push({
+      const position = data.series.length;
+      data.ys.push(new Array<number | null>(count).fill(null));
+      const info: SeriesInfo = {
         key: seriesKey(query, item.metric),
         name: seriesName(item.metric, specs[query]?.legend, specs[query]?.expr ?? ''),
         labels: item.metric,
         query,
-        last,
-        lastTimeS,
-      });
+        last: null,
+        lastTimeS: null,
+        nonFinite: new Map(),
+      };
+      data.series.push(info);
+      for (const [timeS, text] of item.values) {
+        const index = Math.round((timeS - startS) / stepS);
+        if (index < 0 || index >= count) continue;
+        setSample(data, position, index, text);
+        info.last = text;
+        info.lastTimeS = timeS;
+      }
     }
   });
-  return { x, ys, series };
+  return data;
 }
 
 /**
@@ -144,11 +153,12 @@ export function appendLive(
         query,
         last: null,
         lastTimeS: null,
+        nonFinite: new Map(),
       });
       data.ys.push(new Array<number | null>(data.x.length).fill(null));
       positions.set(key, position);
     }
-    data.ys[position][index] = parseValue(sample.value[1]);
+    setSample(data, position, index, sample.value[1]);
     data.series[position].last = sample.value[1];
     data.series[position].lastTimeS = sample.value[0];
   }
@@ -158,6 +168,12 @@ export function appendLive(
   if (drop > 0) {
     data.x.splice(0, drop);
     for (const column of data.ys) column.splice(0, drop);
+    const firstS = data.x[0];
+    for (const info of data.series) {
+      for (const timeS of info.nonFinite.keys()) {
+        if (timeS < firstS) info.nonFinite.delete(timeS);
+      }
+    }
   }
   return true;
 }

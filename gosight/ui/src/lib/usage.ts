@@ -1,6 +1,6 @@
 // CPU, memory and disk usage of many endpoints in one PromQL query, for tables.
 
-import { queryVector, regexEscape } from './api';
+import { parseSampleValue, queryVector, regexEscape } from './api';
 import { cpuPercentExpr, filesystemPercentExpr, memoryPercentExpr } from '../pages/panels';
 
 export interface Usage {
@@ -47,7 +47,7 @@ export async function fetchUsage(endpointIds: string[], signal: AbortSignal): Pr
     const kind = sample.metric.usage as keyof Usage | undefined;
     if (!id || !kind) continue;
     const entry = usage.get(id) ?? {};
-    entry[kind] = Number(sample.value[1]);
+    entry[kind] = parseSampleValue(sample.value[1]);
     usage.set(id, entry);
   }
   return usage;

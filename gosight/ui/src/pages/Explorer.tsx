@@ -7,7 +7,7 @@ import { Chart, type PanelDef } from '../components/Chart';
 import { Icon } from '../components/Icon';
 import { QueryEditor } from '../components/QueryEditor';
 import { TabPanel, Tabs } from '../components/Tabs';
-import { isAbort, queryInstant, type MatrixSeries, type QueryData } from '../lib/api';
+import { isAbort, parseSampleValue, queryInstant, type MatrixSeries, type QueryData } from '../lib/api';
 import { formatValue, UNITS, type Unit } from '../lib/format';
 import { formatLabels } from '../lib/series';
 import { navigate, useFollowingState, useReloadTick } from '../lib/state';
@@ -40,7 +40,7 @@ function ResultTable({ outcome, unit, index }: { outcome: Outcome; unit: Unit; i
   if (data.resultType === 'scalar' || data.resultType === 'string') {
     return (
       <p class="scalar" data-testid="result-scalar">
-        {data.resultType === 'scalar' ? formatValue(Number(data.result[1]), unit) : data.result[1]}
+        {data.resultType === 'scalar' ? formatValue(parseSampleValue(data.result[1]), unit) : data.result[1]}
       </p>
     );
   }
@@ -68,7 +68,7 @@ function ResultTable({ outcome, unit, index }: { outcome: Outcome; unit: Unit; i
           <tr key={formatLabels(row.labels)}>
             <td class="mono series-cell">{formatLabels(row.labels)}</td>
             <td class="numeric mono" title={row.value} data-value={row.value}>
-              {formatValue(Number(row.value), unit)}
+              {formatValue(parseSampleValue(row.value), unit)}
             </td>
           </tr>
         ))}

@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Chart } from '../components/Chart';
 import { ErrorMessage, Link, Meter } from '../components/Status';
-import { isAbort, listEndpoints, queryVector, type VectorSample } from '../lib/api';
+import { isAbort, listEndpoints, parseSampleValue, queryVector, type VectorSample } from '../lib/api';
 import { useReloadTick } from '../lib/state';
 import { DEFAULT_LIST, type AppState, type Status } from '../lib/url';
 import { cpuPercentExpr, filesystemPercentExpr, fleetPanels, memoryPercentExpr } from './panels';
@@ -82,7 +82,7 @@ function BusiestTable({ title, expr, id }: { title: string; expr: string; id: st
     const controller = new AbortController();
     queryVector(expr, controller.signal)
       .then((samples) => {
-        setRows(samples.sort((a, b) => Number(b.value[1]) - Number(a.value[1])));
+        setRows(samples.sort((a, b) => parseSampleValue(b.value[1]) - parseSampleValue(a.value[1])));
         setError('');
       })
       .catch((failure: unknown) => {
@@ -119,7 +119,7 @@ function BusiestTable({ title, expr, id }: { title: string; expr: string; id: st
                   </Link>
                 </td>
                 <td class="cell-meter">
-                  <Meter value={Number(sample.value[1])} label={title} />
+                  <Meter value={parseSampleValue(sample.value[1])} label={title} />
                 </td>
               </tr>
             ))}
