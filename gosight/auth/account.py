@@ -14,7 +14,16 @@ from starlette.responses import JSONResponse
 
 from gosight.auth import passwords, totp
 from gosight.auth.service import AuthFailure, SignIn
-from gosight.auth.store import STAGE_ACTIVE, STAGE_ENROLL, STAGE_MFA, Conflict, NotFound, digest, now_ms
+from gosight.auth.store import (
+    MAX_TOKEN_LIFETIME_S,
+    STAGE_ACTIVE,
+    STAGE_ENROLL,
+    STAGE_MFA,
+    Conflict,
+    NotFound,
+    digest,
+    now_ms,
+)
 from gosight.auth.web import (
     NO_STORE,
     api_error,
@@ -36,7 +45,6 @@ from gosight.server.api.errors import ApiError
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_LIFETIME = "90d"
-MAX_TOKEN_LIFETIME_S = 3 * 365 * 86400
 
 
 async def setup_status(request: Request) -> JSONResponse:

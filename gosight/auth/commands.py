@@ -47,7 +47,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     delete.add_argument("name")
     token = user_commands.add_parser("token", help="create an API token for a user; it is printed once, on stdout")
     token.add_argument("name", help="user name of the token's owner")
-    token.add_argument("--token-name", default="", help="a name to recognise the token by, such as grafana")
+    token.add_argument("--token-name", default="cli", help="a name to recognise the token by, such as grafana "
+                       "(default: cli)")
     token.add_argument("--permission", action="append", default=[], metavar="PERMISSION",
                        help="permission the token carries (repeatable); default: every permission of the user's role")
     token.add_argument("--expires", default="90d", metavar="DURATION", help="lifetime such as 90d (default: 90d)")
@@ -156,7 +157,7 @@ def _delete(args, store, config) -> int:
 
 def _token(args, store, config) -> int:
     from gosight.auth import rbac
-    from gosight.auth.store import now_ms
+    from gosight.auth.store import MAX_TOKEN_LIFETIME_S, now_ms
     from gosight.security.tokens import parse_duration_s
 
     user = store.require_user(args.name)
@@ -166,8 +167,8 @@ def _token(args, store, config) -> int:
     if beyond:
         return _fail(f"the role {user.role!r} of {user.username} does not grant {', '.join(beyond)}")
     seconds = parse_duration_s(args.expires)
-    if seconds is None:
-        return _fail("API tokens need an expiry, such as --expires 90d")
+    if seconds is None or seconds > MAX_TOKEN_LIFETIME_S:
+        return _fail(f"invalid --expires {args.expires!r}: API tokens need an expiry of at most 3 years, such as 90d")
     token, record = store.create_token(user.user_id, args.token_name, wanted, now_ms() + int(seconds * 1000))
     store.record_event("token_created", user=user, actor="cli", token_id=record.token_id,
                        permissions=sorted(record.permissions))

@@ -25,6 +25,8 @@ from gosight.store.meta import MetaStore
 SESSION_BYTES = 32
 TOKEN_PREFIX = "gsu_"
 TOKEN_BYTES = 32
+# API tokens always expire: a forgotten token in a script stops working within this time.
+MAX_TOKEN_LIFETIME_S = 3 * 365 * 86400
 RECOVERY_CODES = 10
 # Recovery codes are 16 characters of these 32 (80 bits), shown as four groups of four; no i, l, o or 1.
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz023456789"

@@ -73,7 +73,8 @@ def test_user_commands_while_server_runs(server: Server):
     (("add", "admin", "--password-stdin"), PASSWORD + "\n", "already exists"),
     (("set-role", "nobody", "viewer"), "", "no user named 'nobody'"),
     (("delete", "admin"), "", "last enabled admin"),
-    (("token", "admin", "--expires", "never"), "", "need an expiry"),
+    (("token", "admin", "--expires", "never"), "", "need an expiry of at most 3 years"),
+    (("token", "admin", "--expires", "10000d"), "", "invalid --expires '10000d'"),
 ])
 def test_user_command_errors(server: Server, args, stdin, message):
     result = user_cli(server, *args, stdin=stdin)
