@@ -26,10 +26,23 @@ read -r -a missing <<< "${missing[*]:-}"
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq
+    # A policy that refuses to start services keeps Debian from starting node_exporter and
+    # VictoriaMetrics on install: the tests start their own on free ports, and a service
+    # the administrator already runs is left alone.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=no
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        created_policy=yes
+        trap 'rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$created_policy" = yes ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
 fi
-# Debian starts node_exporter as a service on install; the tests start their own on free ports.
-pkill -f prometheus-node-exporter 2>/dev/null || true
 
 # Python: the project and its test dependencies in .venv.
 python=${PYTHON:-python3}
