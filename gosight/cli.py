@@ -139,14 +139,22 @@ def _check_config(args: argparse.Namespace) -> int:
         return 0
     problems: list[str] = []
     configs = []
+    notes = []
     for role in roles:
         try:
             configs.append(_load(args, [role]))
         except ConfigError as error:
+            if args.role == "all" and role == AGENT and all(line.startswith("agent.server: missing")
+                                                           for line in error.problems):
+                # A server's configuration need not name a server to send to.
+                notes.append("agent settings not checked: agent.server is not set (an agent needs it)")
+                continue
             problems.extend(line for line in error.problems if line not in problems)
     if problems:
         raise ConfigError(problems)
     print("configuration is valid")
+    for note in notes:
+        print(f"  note: {note}")
     for warning in configs[0].warnings if configs else []:
         print(f"  warning: {warning}")
     for config in configs:

@@ -262,12 +262,17 @@ def join_host_port(host: str, port: int) -> str:
 
 def _expected(kind: str, minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
-        return f"expected {kind} between {minimum:g} and {maximum:g}"
+        return f"expected {kind} between {_bound(minimum)} and {_bound(maximum)}"
     if minimum is not None:
-        return f"expected {kind} of at least {minimum:g}"
+        return f"expected {kind} of at least {_bound(minimum)}"
     if maximum is not None:
-        return f"expected {kind} of at most {maximum:g}"
+        return f"expected {kind} of at most {_bound(maximum)}"
     return f"expected {kind}"
+
+
+def _bound(number: float) -> str:
+    # Whole numbers in full (1073741824, not 1.07374e+09), so they can be typed back.
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _check_range(value: float, kind: str, minimum: float | None, maximum: float | None) -> None:
@@ -794,9 +799,23 @@ def _auth_checks(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping, where the last would silently win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_file(path: Path, problems: list[str]) -> dict[str, tuple[Any, str]]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except FileNotFoundError:
         problems.append(f"config file {path}: not found; check the path given with --config or {CONFIG_ENV}")
         return {}
@@ -804,7 +823,13 @@ def _read_file(path: Path, problems: list[str]) -> dict[str, tuple[Any, str]]:
         problems.append(f"config file {path}: cannot be read: {error}")
         return {}
     except yaml.YAMLError as error:
-        problems.append(f"config file {path}: invalid YAML: {error}".replace("\n", " "))
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None)
+        if mark is not None and problem:
+            problems.append(f"config file {path}: invalid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+                            f"{problem}")
+        else:
+            problems.append(f"config file {path}: invalid YAML: {error}".replace("\n", " "))
         return {}
     if document is None:
         return {}
@@ -823,6 +848,9 @@ def _flatten(node: dict, prefix: str, path: Path, found: dict, problems: list[st
             found[name] = (value, str(path))
         elif isinstance(value, dict) and any(known.startswith(name + ".") for known in BY_NAME):
             _flatten(value, name + ".", path, found, problems)
+        elif value is None and any(known.startswith(name + ".") for known in BY_NAME):
+            # A section with every setting commented out, such as `server:` alone.
+            continue
         else:
             hint = difflib.get_close_matches(name, BY_NAME, n=1)
             suggestion = f"; did you mean {hint[0]}?" if hint else "; run 'gosight check-config --list' for all"

@@ -268,3 +268,37 @@ def test_server_files_are_private(tmp_path: Path):
     assert "meta.sqlite" in modes
     assert "metrics.duckdb" in modes
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+def test_duplicate_yaml_key_is_refused(tmp_path: Path):
+    path = tmp_path / "gosight.yaml"
+    path.write_text("server:\n  http:\n    listen: 127.0.0.1:1\n    listen: 127.0.0.1:2\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(["server"], env={}, config_path=path)
+
+    assert caught.value.problems == [f"config file {path}: invalid YAML at line 4, column 5: the key 'listen' "
+                                     "appears twice; keep one"]
+
+
+def test_empty_yaml_section_is_accepted(tmp_path: Path):
+    path = tmp_path / "gosight.yaml"
+    path.write_text("server:\nlog:\n  level: debug\n")
+
+    config = load_config(["server"], env={}, config_path=path)
+
+    assert config["log.level"] == "debug"
+
+
+def test_integer_bounds_are_printed_in_full():
+    with pytest.raises(ConfigError) as caught:
+        load_config(["server"], env={}, flags={"server.ingest.max_message_bytes": "99999999999"})
+
+    assert caught.value.problems[0].endswith("expected an integer between 1024 and 1073741824")
+
+
+def test_cli_check_config_for_a_server_alone():
+    result = run_cli("check-config")
+
+    assert result.returncode == 0
+    assert "note: agent settings not checked: agent.server is not set" in result.stdout
