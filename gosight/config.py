@@ -545,6 +545,10 @@ SETTINGS: tuple[Setting, ...] = (
             _AGENT, type_name="labels"),
     Setting("agent.hostname", parse_str, "", "Host name to report; empty means the operating system's host name.",
             _AGENT),
+    Setting("agent.machine_id_file", parse_str, "",
+            "File holding this machine's id (32 hexadecimal digits), from which the endpoint id is derived. Empty "
+            "reads /etc/machine-id, then /var/lib/dbus/machine-id. Give machines cloned with one machine id a file "
+            "each, with an id of their own.", _AGENT, type_name="path"),
     Setting("agent.heartbeat_s", number(1, 300), 10.0, "Time between two heartbeats on the control stream.",
             _AGENT, unit="seconds", type_name="number"),
     Setting("agent.spool.max_bytes", integer(1 << 20), 100 << 20,

@@ -117,7 +117,9 @@ class Endpoint:
 
     `parent` is the endpoint id of the host a container runs on, empty for hosts.
     `gone_ms` is when the host's agent last reported the container as removed, 0
-    while it exists.
+    while it exists. `claimed_id` is the endpoint id a host's agent reported, when the
+    server stores its data under this id instead because another agent already used
+    that one. It is empty otherwise.
     """
 
     endpoint_id: str
@@ -132,3 +134,4 @@ class Endpoint:
     connected: bool = False
     parent: str = ""
     gone_ms: int = 0
+    claimed_id: str = ""

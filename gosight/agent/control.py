@@ -46,6 +46,8 @@ class ControlClient:
         self._stub = agent_pb2_grpc.AgentServiceStub(channel)
         self._stopping = asyncio.Event()
         self._throttle = Throttle(60.0)
+        # The endpoint id in the server's latest Welcome, when it differs from the agent's own.
+        self._stored_as = ""
 
     def hello(self) -> agent_pb2.Hello:
         identity = self.identity
@@ -112,7 +114,24 @@ class ControlClient:
                     log.info("connected to server", extra={"fields": {
                         "server_version": message.welcome.server_version,
                         "endpoint_id": message.welcome.endpoint_id}})
+                    self._check_endpoint_id(message.welcome.endpoint_id)
                 self.welcomed = True
+
+    def _check_endpoint_id(self, stored_as: str) -> None:
+        """Warn once when the server stores this agent's data under an endpoint id other than its own."""
+        # Servers older than this check leave the field empty.
+        if not stored_as or stored_as == self.identity.endpoint_id or stored_as == self._stored_as:
+            return
+        self._stored_as = stored_as
+        machine_id_file = self.identity.machine_id_file
+        origin = f"the machine id in {machine_id_file}" if machine_id_file else "this endpoint id"
+        log.warning("endpoint id in use by another agent; the server stores this agent's data under a different one",
+                    extra={"fields": {
+                        "endpoint_id": self.identity.endpoint_id, "stored_as": stored_as,
+                        "machine_id_file": machine_id_file,
+                        "hint": f"another agent reports {origin}; if this machine was cloned from another, delete "
+                                "/etc/machine-id, run systemd-machine-id-setup and restart the agent, or set "
+                                "agent.machine_id_file to a file holding an id of its own"}})
 
     def _report(self, error: grpc.aio.AioRpcError) -> None:
         code = error.code()

@@ -1,4 +1,10 @@
-"""Who this agent is: a persistent agent id, the host id and the host's facts."""
+"""The agent's identity: a persistent agent id, the host id and the host's facts.
+
+The endpoint id is `host-` and the first 12 characters of the machine id, so it
+survives a reinstall of the agent. Machines cloned from one image share their
+machine id, and the server then stores the second agent's data under an endpoint
+id of its own (see gosight/server/endpoints.py).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,13 @@ import psutil
 
 from gosight import __version__
 
-_MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+_MACHINE_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
 _AGENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class IdentityError(Exception):
+    """Raised when agent.machine_id_file cannot be read or contains no machine id."""
 
 
 @dataclass
@@ -27,6 +38,8 @@ class Identity:
     labels: dict[str, str] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
     boot_time_ms: int = 0
+    # The file the machine id came from; empty when none was found, so host_id is the agent id.
+    machine_id_file: str = ""
 
     def resource(self) -> dict[str, str]:
         """OTLP resource attributes naming this endpoint; labels travel as gosight.label.<name>."""
@@ -46,10 +59,19 @@ class Identity:
         return attributes
 
 
-def load_identity(data_dir: Path, hostname: str = "", labels: dict[str, str] | None = None) -> Identity:
-    """Read or create the agent id in `data_dir` and gather the host's facts."""
+def load_identity(data_dir: Path, hostname: str = "", labels: dict[str, str] | None = None,
+                  machine_id_file: str = "") -> Identity:
+    """Read or create the agent id in `data_dir` and gather the host's facts.
+
+    `machine_id_file` replaces the system's machine id files. IdentityError is raised
+    when it is set but cannot be read or contains no machine id.
+    """
     agent_id = ensure_agent_id(data_dir / "agent_id")
-    host_id = read_machine_id() or agent_id
+    if machine_id_file:
+        machine_id, source = read_machine_id_file(Path(machine_id_file)), machine_id_file
+    else:
+        machine_id, source = read_machine_id()
+    host_id = machine_id or agent_id
     facts = host_facts()
     return Identity(
         agent_id=agent_id,
@@ -59,6 +81,7 @@ def load_identity(data_dir: Path, hostname: str = "", labels: dict[str, str] | N
         labels=dict(labels or {}),
         facts=facts,
         boot_time_ms=int(psutil.boot_time() * 1000),
+        machine_id_file=source,
     )
 
 
@@ -82,15 +105,32 @@ def ensure_agent_id(path: Path) -> str:
     return agent_id
 
 
-def read_machine_id() -> str:
-    for candidate in _MACHINE_ID_FILES:
+def read_machine_id(candidates: tuple[str, ...] = MACHINE_ID_FILES) -> tuple[str, str]:
+    """Return the first valid machine id among `candidates` and its file, or two empty strings."""
+    for candidate in candidates:
         try:
             text = Path(candidate).read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError):
             continue
-        if re.fullmatch(r"[0-9a-fA-F]{32}", text):
-            return text.lower()
-    return ""
+        if _MACHINE_ID_RE.fullmatch(text):
+            return text.lower(), candidate
+    return "", ""
+
+
+def read_machine_id_file(path: Path) -> str:
+    """Return the machine id in `path`, the file named by agent.machine_id_file."""
+    expected = "expected 32 hexadecimal digits, as in /etc/machine-id; systemd-id128 new prints a new one"
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except OSError as error:
+        raise IdentityError(f"agent.machine_id_file: cannot read {path}: {error.strerror or error}; point it at a "
+                            "file holding a machine id, or leave it empty to read /etc/machine-id") from None
+    except UnicodeDecodeError:
+        raise IdentityError(f"agent.machine_id_file: invalid machine id in {path}: the file is not ASCII text; "
+                            f"{expected}") from None
+    if not _MACHINE_ID_RE.fullmatch(text):
+        raise IdentityError(f"agent.machine_id_file: invalid machine id {text[:40]!r} in {path}: {expected}")
+    return text.lower()
 
 
 def host_facts() -> dict[str, str]:

@@ -14,7 +14,7 @@ from gosight import __version__
 from gosight.agent.catalog import CATALOG
 from gosight.agent.collectors import build_collectors
 from gosight.agent.collectors.base import Collector, ResourceKey
-from gosight.agent.identity import Identity, load_identity
+from gosight.agent.identity import Identity, IdentityError, load_identity
 from gosight.agent.spool import Spool
 from gosight.agent.transport import Transport
 from gosight.config import Config, DataDirError, ensure_data_dir
@@ -172,7 +172,8 @@ class Agent:
         self.transport.start()
         log.info("agent started", extra={"fields": {
             "agent_id": self.identity.agent_id, "endpoint_id": self.identity.endpoint_id,
-            "server": self.config["agent.server"], "interval_s": self.interval_s,
+            "machine_id_file": self.identity.machine_id_file, "server": self.config["agent.server"],
+            "interval_s": self.interval_s,
             "collectors": ",".join(collector.name for collector in self.collection.collectors)}})
         next_run = time.monotonic()
         while not self.stop_event.is_set():
@@ -201,7 +202,11 @@ class Agent:
 def build_agent(config: Config) -> Agent:
     """Create an agent with its identity and spool in config.data_dir."""
     data_dir = _ensure_dir(config.data_dir)
-    identity = load_identity(data_dir, config["agent.hostname"], config["agent.labels"])
+    try:
+        identity = load_identity(data_dir, config["agent.hostname"], config["agent.labels"],
+                                 config["agent.machine_id_file"])
+    except IdentityError as error:
+        raise AgentStartupError(str(error)) from None
     spool = Spool(data_dir / "spool", config["agent.spool.max_bytes"], identity.agent_id)
     log.info("agent data directory", extra={"fields": {"data_dir": str(data_dir)}})
     return Agent(config, identity, spool)

@@ -19,7 +19,9 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -37,6 +39,9 @@ from gosight.model import (
 )
 from gosight.server import translate
 from gosight.store.series import SeriesRegistry
+
+if TYPE_CHECKING:
+    from gosight.server.endpoints import IdentityConflict
 
 _CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 _NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
@@ -77,6 +82,11 @@ class EndpointReport:
     parent: str = ""
 
 
+# Chooses the endpoint a resource's data is stored under: it may change the report's
+# endpoint_id and parent, and returns the identity conflicts it found.
+EndpointFiler = Callable[[EndpointReport], "list[IdentityConflict]"]
+
+
 @dataclass
 class DecodeResult:
     batch: SampleBatch
@@ -84,6 +94,7 @@ class DecodeResult:
     endpoints: dict[str, EndpointReport]
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
+    conflicts: list[IdentityConflict] = field(default_factory=list)
 
     def rejection_message(self) -> str:
         return "; ".join(f"{count} {reason}" for reason, count in self.reasons.most_common())
@@ -110,7 +121,8 @@ class MetricsDecoder:
         self._series: dict[tuple, int] = {}
 
     def decode(self, request: ExportMetricsServiceRequest, batch_id: str | None = None,
-               now_ms: int | None = None) -> DecodeResult:
+               now_ms: int | None = None, file_endpoint: EndpointFiler | None = None) -> DecodeResult:
+        """Decode one request; `file_endpoint`, when given, chooses each resource's endpoint id."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         series_ids: list[int] = []
         timestamps_ns: list[int] = []
@@ -118,11 +130,12 @@ class MetricsDecoder:
         metadata: dict[str, MetricMetadata] = {}
         endpoints: dict[str, EndpointReport] = {}
         reasons: Counter = Counter()
+        conflicts: list[IdentityConflict] = []
         if len(self._series) > _CACHE_LIMIT:
             self._series = {}
 
         for resource_metrics in request.resource_metrics:
-            resource = self._resource(resource_metrics.resource)
+            resource = self._resource(resource_metrics.resource, file_endpoint, conflicts)
             endpoints[resource.report.endpoint_id] = resource.report
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
@@ -148,7 +161,7 @@ class MetricsDecoder:
             for report in endpoints.values():
                 report.last_data_ms = newest
         batch = SampleBatch(ids, stamps, vals, batch_id)
-        return DecodeResult(batch, list(metadata.values()), endpoints, sum(reasons.values()), reasons)
+        return DecodeResult(batch, list(metadata.values()), endpoints, sum(reasons.values()), reasons, conflicts)
 
     def _metric(self, metric, resource: _Resource, series_ids: list, timestamps_ns: list, values: list,
                 metadata: dict, reasons: Counter) -> None:
@@ -260,9 +273,13 @@ class MetricsDecoder:
             known[fast_key] = series_id
         return series_id
 
-    def _resource(self, resource) -> _Resource:
+    def _resource(self, resource, file_endpoint: EndpointFiler | None,
+                  conflicts: list[IdentityConflict]) -> _Resource:
         attributes = {kv.key: _value_text(kv.value) for kv in resource.attributes}
         identity, report = resource_identity(attributes)
+        if file_endpoint is not None:
+            conflicts.extend(file_endpoint(report))
+            identity["endpoint_id"] = report.endpoint_id
         token = tuple(sorted(identity.items()))
         return _Resource(token, identity, report)
 

@@ -43,6 +43,10 @@ class ServerMetrics:
         self.control_rejections = Counter(
             "gosight_control_rejected_streams", "Control streams closed for a protocol error, by reason.",
             ["reason"], registry=r)
+        self.endpoint_conflicts = Counter(
+            "gosight_endpoint_identity_conflicts",
+            "Agents found claiming the endpoint id of another present agent, such as machines cloned with one "
+            "machine id; counted once per pair of agents and server start.", registry=r)
 
     def add_gauge_callback(self, name: str, help_text: str, labels: list[str],
                            read: Callable[[], list[tuple[list[str], float]]]) -> None:

@@ -129,6 +129,10 @@ _MIGRATIONS = [
     );
     CREATE INDEX security_events_time ON security_events (time_ms);
     """,
+    # For a host split off because another agent already used its endpoint id: the id its agent reported.
+    """
+    ALTER TABLE endpoints ADD COLUMN claimed_id TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
@@ -164,12 +168,12 @@ class MetaStore:
         with self._lock:
             rows = self._con.execute(
                 "SELECT endpoint_id, kind, hostname, agent_id, labels, facts, first_seen_ms, last_seen_ms, "
-                "last_data_ms, parent, gone_ms FROM endpoints"
+                "last_data_ms, parent, gone_ms, claimed_id FROM endpoints"
             ).fetchall()
         return [
             Endpoint(endpoint_id=row[0], kind=row[1], hostname=row[2], agent_id=row[3], labels=json.loads(row[4]),
                      facts=json.loads(row[5]), first_seen_ms=row[6], last_seen_ms=row[7], last_data_ms=row[8],
-                     parent=row[9], gone_ms=row[10])
+                     parent=row[9], gone_ms=row[10], claimed_id=row[11])
             for row in rows
         ]
 
@@ -179,7 +183,7 @@ class MetaStore:
         rows = [
             (e.endpoint_id, e.kind, e.hostname, e.agent_id, json.dumps(e.labels, sort_keys=True),
              json.dumps(e.facts, sort_keys=True), e.first_seen_ms, e.last_seen_ms, e.last_data_ms, e.parent,
-             e.gone_ms)
+             e.gone_ms, e.claimed_id)
             for e in endpoints
         ]
         with self._lock:
@@ -187,8 +191,8 @@ class MetaStore:
             try:
                 self._con.executemany(
                     "INSERT OR REPLACE INTO endpoints (endpoint_id, kind, hostname, agent_id, labels, facts, "
-                    "first_seen_ms, last_seen_ms, last_data_ms, parent, gone_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    "first_seen_ms, last_seen_ms, last_data_ms, parent, gone_ms, claimed_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")

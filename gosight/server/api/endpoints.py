@@ -6,6 +6,10 @@ host name or a label value) and `label` (`name=value`, repeatable). It sorts wit
 `sort` (a field name, `-` prefix for descending) and pages with `limit` and `offset`.
 A container's `parent` is its host's endpoint id; `status` is "gone" once its host's
 agent reported it removed, and `gone_at` says when.
+
+`conflict` is null unless two or more agents claimed the endpoint's id, as machines
+cloned with one machine id do. It then names that id, each agent with the endpoint
+its data is stored under, and whether two of them are still online or idle (`active`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from starlette.responses import JSONResponse
 
 from gosight.model import Endpoint
 from gosight.server.api.errors import ApiError
-from gosight.server.endpoints import GONE, IDLE, OFFLINE, ONLINE, EndpointRegistry
+from gosight.server.endpoints import (
+    CONFLICT_HINT,
+    GONE,
+    IDLE,
+    OFFLINE,
+    ONLINE,
+    EndpointRegistry,
+)
 
 _STATUSES = (ONLINE, IDLE, OFFLINE, GONE)
 _SORT_FIELDS = ("endpoint_id", "hostname", "status", "last_seen", "first_seen", "kind", "parent")
@@ -46,6 +57,23 @@ def endpoint_json(registry: EndpointRegistry, endpoint: Endpoint, now_ms: int) -
         "last_data": rfc3339(endpoint.last_data_ms),
         "parent": endpoint.parent,
         "gone_at": rfc3339(endpoint.gone_ms),
+        "conflict": conflict_json(registry, registry.conflict_group(endpoint.endpoint_id), now_ms),
+    }
+
+
+def conflict_json(registry: EndpointRegistry, group: list[Endpoint], now_ms: int) -> dict | None:
+    """Describe the agents that claimed one endpoint id; `group` comes from EndpointRegistry.conflict_group."""
+    if not group:
+        return None
+    agents = [{"agent_id": member.agent_id, "hostname": member.hostname, "endpoint_id": member.endpoint_id,
+               "status": registry.status(member, now_ms)} for member in group]
+    present = [agent for agent in agents if agent["status"] in (ONLINE, IDLE)]
+    return {
+        "endpoint_id": group[0].claimed_id or group[0].endpoint_id,
+        "active": len(present) > 1,
+        "detected_at": rfc3339(min(member.first_seen_ms for member in group if member.claimed_id)),
+        "agents": agents,
+        "hint": CONFLICT_HINT,
     }
 
 

@@ -1,8 +1,9 @@
 """The agent control stream, gosight.v1.AgentService/Connect.
 
 The first message must be Hello; it registers the endpoint and the server answers
-Welcome. Heartbeats keep the endpoint online. A new stream from the same agent
-replaces the old one, which is cancelled.
+Welcome, with the endpoint id the agent's data is stored under. Heartbeats keep the
+endpoint online. A new stream from the same agent replaces the old one, which is
+cancelled.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import grpc
 
 from gosight import __version__
 from gosight.security.guard import AGENT_ID_HEADER, Principal, current_principal
-from gosight.server.endpoints import EndpointRegistry
+from gosight.server.endpoints import EndpointRegistry, report_conflict
 from gosight.server.selfmetrics import ServerMetrics
 from gosight.wire import agent_pb2, agent_pb2_grpc
 
@@ -52,13 +53,18 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                                f"agent {principal.agent_id}; both must carry the same agent id")
 
         agent_id = hello.agent_id
-        endpoint_id = hello.endpoint_id
         self._replace_stream(agent_id)
-        self.endpoints.hello(endpoint_id, agent_id, hello.hostname, dict(hello.labels), _facts(hello))
+        claim = self.endpoints.hello(hello.endpoint_id, agent_id, hello.hostname, dict(hello.labels), _facts(hello))
+        # Differs from hello.endpoint_id when another agent already uses that id, as on a cloned machine.
+        endpoint_id = claim.endpoint_id
+        for conflict in claim.conflicts:
+            report_conflict(conflict, self.metrics)
         self.metrics.control_streams.inc()
-        log.info("agent connected", extra={"fields": {
-            "agent_id": agent_id, "endpoint_id": endpoint_id, "hostname": hello.hostname, "peer": context.peer(),
-            **principal.log_fields()}})
+        fields = {"agent_id": agent_id, "endpoint_id": endpoint_id, "hostname": hello.hostname, "peer": context.peer(),
+                  **principal.log_fields()}
+        if endpoint_id != hello.endpoint_id:
+            fields["claimed_endpoint_id"] = hello.endpoint_id
+        log.info("agent connected", extra={"fields": fields})
 
         goodbye = False
         try:

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from gosight.logconfig import Throttle
-from gosight.server.endpoints import EndpointRegistry
+from gosight.server.endpoints import EndpointRegistry, report_conflict
 from gosight.server.ingest import IngestPipeline
 from gosight.server.normalize import MetricsDecoder
 from gosight.server.selfmetrics import ServerMetrics
@@ -68,6 +68,8 @@ class MetricsReceiver:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._pool, self._decode, request, batch_id)
 
+        for conflict in result.conflicts:
+            report_conflict(conflict, self.metrics)
         self.metrics.samples_received.labels(receiver).inc(result.batch.size)
         if result.rejected:
             self.metrics.samples_rejected.labels(receiver).inc(result.rejected)
@@ -93,7 +95,7 @@ class MetricsReceiver:
                     "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest"
                 ) from None
             request = message
-        return self.decoder.decode(request, batch_id)
+        return self.decoder.decode(request, batch_id, file_endpoint=self.endpoints.file_data)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
