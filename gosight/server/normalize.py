@@ -166,9 +166,13 @@ class MetricsDecoder:
     def _metric(self, metric, resource: _Resource, series_ids: list, timestamps_ns: list, values: list,
                 metadata: dict, reasons: Counter) -> None:
         kind = metric.WhichOneof("data")
+        if not metric.name.strip() or len(metric.name) > MAX_NAME_CHARS:
+            problem = "without a name" if not metric.name.strip() else f"with names over {MAX_NAME_CHARS} characters"
+            reasons[f"points of metrics {problem}"] += _point_count(metric, kind)
+            return
         if kind == "gauge":
             self._numbers(metric, metric.gauge.data_points, "gauge", resource, series_ids, timestamps_ns, values,
-                          metadata)
+                          metadata, reasons)
         elif kind == "sum":
             data = metric.sum
             if data.aggregation_temporality != _CUMULATIVE and data.is_monotonic:
@@ -176,22 +180,22 @@ class MetricsDecoder:
                 return
             prom_kind = "counter" if data.is_monotonic else "gauge"
             self._numbers(metric, data.data_points, prom_kind, resource, series_ids, timestamps_ns, values,
-                          metadata)
+                          metadata, reasons)
         elif kind == "histogram":
             data = metric.histogram
             if data.aggregation_temporality != _CUMULATIVE:
                 reasons["points of delta histograms (send cumulative temporality)"] += len(data.data_points)
                 return
-            self._histograms(metric, resource, series_ids, timestamps_ns, values, metadata)
+            self._histograms(metric, resource, series_ids, timestamps_ns, values, metadata, reasons)
         elif kind == "summary":
-            self._summaries(metric, resource, series_ids, timestamps_ns, values, metadata)
+            self._summaries(metric, resource, series_ids, timestamps_ns, values, metadata, reasons)
         elif kind == "exponential_histogram":
             reasons["points of exponential histograms (not supported; use explicit buckets)"] += len(
                 metric.exponential_histogram.data_points
             )
 
     def _numbers(self, metric, points, prom_kind: str, resource: _Resource, series_ids: list,
-                 timestamps_ns: list, values: list, metadata: dict) -> None:
+                 timestamps_ns: list, values: list, metadata: dict, reasons: Counter) -> None:
         name = translate.metric_name(metric.name, metric.unit, prom_kind)
         metadata[name] = MetricMetadata(name, prom_kind, metric.unit, metric.description)
         known = self._known(resource, name)
@@ -202,7 +206,11 @@ class MetricsDecoder:
             key = tuple([(kv.key, kv.value.string_value) for kv in point.attributes])
             series_id = known.get(key)
             if series_id is None:
-                series_id = self._lookup(known, key, resource, name, point.attributes)
+                try:
+                    series_id = self._lookup(known, key, resource, name, point.attributes)
+                except RefusedLabels as refused:
+                    reasons[refused.reason] += 1
+                    continue
             series_ids.append(series_id)
             timestamps_ns.append(point.time_unix_nano)
             if point.flags & _NO_RECORDED_VALUE:
@@ -212,7 +220,7 @@ class MetricsDecoder:
                 values.append(value if value or not point.as_int else float(point.as_int))
 
     def _histograms(self, metric, resource: _Resource, series_ids: list, timestamps_ns: list, values: list,
-                    metadata: dict) -> None:
+                    metadata: dict, reasons: Counter) -> None:
         base = translate.metric_name(metric.name, metric.unit, "histogram")
         metadata[base] = MetricMetadata(base, "histogram", metric.unit, metric.description)
         for point in metric.histogram.data_points:
@@ -224,15 +232,15 @@ class MetricsDecoder:
                 cumulative += count
                 extra = attributes + (("le", _format_float(bound)),)
                 self._point(resource, base + "_bucket", extra, point.time_unix_nano,
-                            STALE_NAN if stale else float(cumulative), series_ids, timestamps_ns, values)
+                            STALE_NAN if stale else float(cumulative), series_ids, timestamps_ns, values, reasons)
             if point.HasField("sum"):
                 self._point(resource, base + "_sum", attributes, point.time_unix_nano,
-                            STALE_NAN if stale else point.sum, series_ids, timestamps_ns, values)
+                            STALE_NAN if stale else point.sum, series_ids, timestamps_ns, values, reasons)
             self._point(resource, base + "_count", attributes, point.time_unix_nano,
-                        STALE_NAN if stale else float(point.count), series_ids, timestamps_ns, values)
+                        STALE_NAN if stale else float(point.count), series_ids, timestamps_ns, values, reasons)
 
     def _summaries(self, metric, resource: _Resource, series_ids: list, timestamps_ns: list, values: list,
-                   metadata: dict) -> None:
+                   metadata: dict, reasons: Counter) -> None:
         base = translate.metric_name(metric.name, metric.unit, "summary")
         metadata[base] = MetricMetadata(base, "summary", metric.unit, metric.description)
         for point in metric.summary.data_points:
@@ -241,18 +249,23 @@ class MetricsDecoder:
             for quantile in point.quantile_values:
                 extra = attributes + (("quantile", _format_float(quantile.quantile)),)
                 self._point(resource, base, extra, point.time_unix_nano,
-                            STALE_NAN if stale else quantile.value, series_ids, timestamps_ns, values)
+                            STALE_NAN if stale else quantile.value, series_ids, timestamps_ns, values, reasons)
             self._point(resource, base + "_sum", attributes, point.time_unix_nano,
-                        STALE_NAN if stale else point.sum, series_ids, timestamps_ns, values)
+                        STALE_NAN if stale else point.sum, series_ids, timestamps_ns, values, reasons)
             self._point(resource, base + "_count", attributes, point.time_unix_nano,
-                        STALE_NAN if stale else float(point.count), series_ids, timestamps_ns, values)
+                        STALE_NAN if stale else float(point.count), series_ids, timestamps_ns, values, reasons)
 
     def _point(self, resource: _Resource, name: str, attributes: tuple, time_ns: int, value: float,
-               series_ids: list, timestamps_ns: list, values: list) -> None:
+               series_ids: list, timestamps_ns: list, values: list, reasons: Counter) -> None:
         known = self._known(resource, name)
         series_id = known.get(attributes)
         if series_id is None:
-            series_id = self.registry.get_or_create(build_labels(name, attributes, resource.identity))
+            try:
+                labels = build_labels(name, attributes, resource.identity)
+            except RefusedLabels as refused:
+                reasons[refused.reason] += 1
+                return
+            series_id = self.registry.get_or_create(labels)
             known[attributes] = series_id
         series_ids.append(series_id)
         timestamps_ns.append(time_ns)
@@ -320,6 +333,24 @@ def _derive_endpoint_id(attributes: dict[str, str], job: str, instance: str) -> 
     return "svc-" + hashlib.sha256(f"{job}/{instance}".encode()).hexdigest()[:12]
 
 
+# Bounds on what one sender may make the server keep in memory per series. Real metric
+# and label names are far shorter; OpenTelemetry caps instrument names at 255 characters.
+MAX_NAME_CHARS = 512
+MAX_VALUE_CHARS = 4096
+
+
+class RefusedLabels(Exception):
+    """A point whose labels cannot be stored; `reason` counts it in the rejection message."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _point_count(metric, kind: str | None) -> int:
+    return len(getattr(metric, kind).data_points) if kind else 0
+
+
 def build_labels(name: str, attributes: tuple, identity: dict[str, str]) -> Labels:
     """Merge a point's attributes with the resource identity into one label set.
 
@@ -330,11 +361,17 @@ def build_labels(name: str, attributes: tuple, identity: dict[str, str]) -> Labe
     """
     merged: dict[str, list[str]] = {}
     for key, value in sorted(attributes):
+        if len(key) > MAX_NAME_CHARS:
+            raise RefusedLabels(f"points with attribute names over {MAX_NAME_CHARS} characters")
+        if len(value) > MAX_VALUE_CHARS:
+            raise RefusedLabels(f"points with attribute values over {MAX_VALUE_CHARS} characters")
         label = translate.label_name(key)
         if label in identity or label == "__name__":
             label = "exported_" + label
         merged.setdefault(label, []).append(value)
     pairs = {label: ";".join(values) for label, values in merged.items()}
+    if any(len(value) > MAX_VALUE_CHARS for value in identity.values()):
+        raise RefusedLabels(f"points with resource attribute values over {MAX_VALUE_CHARS} characters")
     pairs.update(identity)
     pairs["__name__"] = name
     return make_labels(pairs)

@@ -195,3 +195,28 @@ def test_values_and_labels_are_normalized(tmp_path: Path):
     assert ok["http_method"] == "GET"
     assert ok["key_9lives"] == "cat"
     assert stored["ok"].values.tolist() == [7.0]
+
+
+def test_unstorable_names_and_values_are_rejected(tmp_path: Path):
+    server = start_server(tmp_path / "data", tmp_path / "server.log")
+    now_ns = time.time_ns()
+    request = request_with(
+        gauge("", [({"tag": "a"}, 1.0, now_ns)]),
+        gauge("n" * 600, [({"tag": "a"}, 1.0, now_ns), ({"tag": "b"}, 1.0, now_ns)]),
+        gauge("sizes", [({"tag": "v" * 5000}, 1.0, now_ns), ({"k" * 600: "x"}, 1.0, now_ns),
+                        ({"tag": "ok"}, 2.0, now_ns)]),
+    )
+
+    with grpc.insecure_channel(server.grpc) as channel:
+        response = exporter(channel)(request.SerializeToString(), timeout=10)
+    server.proc.stop()
+    stored = read_series(server.data_dir, "sizes")
+
+    message = response.partial_success.error_message
+    assert response.partial_success.rejected_data_points == 5
+    assert "1 points of metrics without a name" in message
+    assert "2 points of metrics with names over 512 characters" in message
+    assert "1 points with attribute values over 4096 characters" in message
+    assert "1 points with attribute names over 512 characters" in message
+    assert [dict(series.labels)["tag"] for series in stored] == ["ok"]
+    assert stored[0].values.tolist() == [2.0]
