@@ -27,6 +27,16 @@ from gosight.server.webapp import WebApp
 
 
 async def health(request: Request) -> JSONResponse:
+    """Answer 200 while the server works, 503 while the metric store cannot write.
+
+    The route is public, so the answer names the problem but not the error text, which
+    the server log has.
+    """
+    pipeline = getattr(request.app.state, "pipeline", None)
+    if pipeline is not None and pipeline.write_failing:
+        return JSONResponse({"status": "degraded", "version": __version__,
+                             "problems": ["the metric store cannot write new samples (a full disk, for example); "
+                                          "the server log has the error"]}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})
 
 

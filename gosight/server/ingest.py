@@ -61,6 +61,8 @@ class IngestPipeline:
         self._throttle = Throttle(60.0)
         self._listeners: list[Callable[[list[SampleBatch]], None]] = []
         self.drained = False
+        # Set while the newest write failed, as on a full disk; the health check reports it.
+        self.write_failing = False
         metrics.queue_capacity.set(capacity_samples)
 
     def add_listener(self, listener: Callable[[list[SampleBatch]], None]) -> None:
@@ -148,6 +150,7 @@ class IngestPipeline:
         try:
             stored = self.store.write(batches, metadata)
         except Exception as error:  # noqa: BLE001 - every failure must reach the waiting senders
+            self.write_failing = True
             self.metrics.write_errors.inc()
             suppressed = self._throttle.allow("write")
             if suppressed is not None:
@@ -156,6 +159,7 @@ class IngestPipeline:
             for item in items:
                 item.future.set_exception(error)
             return
+        self.write_failing = False
         elapsed = time.perf_counter() - started
         self.metrics.write_duration.observe(elapsed)
         self.metrics.samples_stored.inc(sum(batch.size for batch in stored))

@@ -1,8 +1,11 @@
 """Hostile and malformed input: each gets a clear error or a documented normalization,
 valid data is kept, and the server keeps serving."""
 
+import errno
 import gzip
 import math
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from gosight.model import STALE_NAN_BITS
 from gosight.wire import agent_pb2, agent_pb2_grpc
 from tests.support.otlp import exporter, gauge, request_with
-from tests.support.processes import start_server
+from tests.support.processes import start_server, wait_for
 from tests.support.store import read_series
 
 MAX_BYTES = 65536
@@ -220,3 +223,55 @@ def test_unstorable_names_and_values_are_rejected(tmp_path: Path):
     assert "1 points with attribute names over 512 characters" in message
     assert [dict(series.labels)["tag"] for series in stored] == ["ok"]
     assert stored[0].values.tolist() == [2.0]
+
+
+def _fill(path: Path) -> None:
+    """Write zeros into `path` until the file system is full."""
+    chunk = b"\0" * (64 * 1024)
+    with open(path, "wb") as filler:
+        try:
+            while True:
+                filler.write(chunk)
+                filler.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs to fill needs root")
+def test_full_disk_is_reported_and_recovered(tmp_path: Path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        server = start_server(mount_point / "data", tmp_path / "server.log")
+        with grpc.insecure_channel(server.grpc) as channel, httpx.Client(base_url=server.url) as web:
+            send = exporter(channel)
+            accepted = send(valid_request("before"), timeout=10)
+            _fill(mount_point / "filler")
+            with pytest.raises(grpc.RpcError) as full:
+                for round_number in range(200):
+                    # DuckDB may absorb a few writes in blocks it already holds.
+                    send(request_with(gauge("probe", [({"tag": f"full-{round_number}-{index}"}, 1.0,
+                                                       time.time_ns()) for index in range(500)])
+                                      ).SerializeToString(), timeout=10)
+            degraded = web.get("/healthz")
+            (mount_point / "filler").unlink()
+            recovered = wait_for(lambda: send(valid_request("after"), timeout=10), message="a write after space "
+                                 "was freed")
+            healthy = web.get("/healthz")
+        server.proc.stop()
+        stored = {dict(series.labels)["tag"] for series in read_series(server.data_dir, "probe")}
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+    assert accepted.partial_success.rejected_data_points == 0
+    assert full.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert degraded.status_code == 503
+    assert degraded.json()["status"] == "degraded"
+    assert "cannot write new samples" in degraded.json()["problems"][0]
+    assert recovered.partial_success.rejected_data_points == 0
+    assert healthy.status_code == 200
+    assert {"before", "after"} <= stored, "data accepted before the disk filled is kept"
