@@ -12,6 +12,7 @@ const PATHS: Record<string, string> = {
   play: 'M7 5v14l12-7Z',
   left: 'm15 18-6-6 6-6',
   right: 'm9 18 6-6-6-6',
+  warning: 'M12 3 2 20h20L12 3ZM12 10v4M12 17h.01',
 };
 
 export function Icon({ name, label }: { name: keyof typeof PATHS | string; label?: string }) {

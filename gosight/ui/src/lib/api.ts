@@ -65,6 +65,33 @@ export interface Endpoint {
   /** Endpoint id of the host a container runs on; empty for hosts. */
   parent: string;
   gone_at: string | null;
+  /** Null unless two or more agents claimed this endpoint's id, as clones of one VM image do. */
+  conflict: EndpointConflict | null;
+}
+
+/** One agent that claimed a shared endpoint id, and the endpoint the server stores its data under. */
+export interface ConflictAgent {
+  agent_id: string;
+  hostname: string;
+  endpoint_id: string;
+  status: Endpoint['status'];
+}
+
+/**
+ * Agents that claimed one host endpoint id. The first agent keeps the id, and the
+ * server stores the data of each later agent under `<endpoint id>-<12 hex digits>`.
+ */
+export interface EndpointConflict {
+  /** The endpoint id the agents claimed. */
+  endpoint_id: string;
+  /** True while at least two of the agents are online or idle. */
+  active: boolean;
+  /** First-seen time of the oldest split-off endpoint (RFC 3339). */
+  detected_at: string | null;
+  /** The agent that keeps the id, then the split-off agents, oldest first. */
+  agents: ConflictAgent[];
+  /** Fix for the operator, as one lowercase clause from the server. */
+  hint: string;
 }
 
 export interface EndpointList {

@@ -25,6 +25,7 @@ function endpoint(id: string, extra: Partial<Endpoint> = {}): Endpoint {
     last_data: null,
     parent: isContainerEndpoint(id) ? 'host-1' : '',
     gone_at: null,
+    conflict: null,
     ...extra,
   };
 }

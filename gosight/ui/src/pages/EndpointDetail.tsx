@@ -3,6 +3,7 @@
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Chart } from '../components/Chart';
+import { ConflictBanner } from '../components/ConflictBanner';
 import { ErrorMessage, Link, StatusBadge } from '../components/Status';
 import { TabPanel, Tabs } from '../components/Tabs';
 import { ApiError, getEndpoint, isAbort, type Endpoint } from '../lib/api';
@@ -117,6 +118,10 @@ function HostDetail({ state }: { state: AppState }) {
         </span>
       </div>
       {error && <ErrorMessage message={error} />}
+      {/* The id check hides the previous endpoint's conflict while a linked endpoint loads. */}
+      {endpoint?.conflict && endpoint.endpoint_id === state.endpoint && (
+        <ConflictBanner conflict={endpoint.conflict} endpointId={endpoint.endpoint_id} />
+      )}
       {endpoint && <Facts endpoint={endpoint} />}
       <Tabs
         tabs={tabs}

@@ -3,6 +3,7 @@
 // hosts on the page and one for the containers.
 
 import { useEffect, useState } from 'preact/hooks';
+import { ConflictMarker } from '../components/ConflictBanner';
 import { ErrorMessage, Link, Meter, StatusBadge } from '../components/Status';
 import { Icon } from '../components/Icon';
 import { isAbort, listEndpoints, type Endpoint, type EndpointList } from '../lib/api';
@@ -268,6 +269,7 @@ export function Endpoints({ state }: { state: AppState }) {
                     <Link to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }}>
                       {endpointName(endpoint)}
                     </Link>
+                    {endpoint.conflict && <ConflictMarker conflict={endpoint.conflict} endpointId={endpoint.endpoint_id} />}
                     {Object.keys(endpoint.labels).length > 0 && (
                       <span class="labels">
                         {Object.entries(endpoint.labels).map(([name, value]) => (
