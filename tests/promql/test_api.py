@@ -164,6 +164,21 @@ def test_metric_name_values(loaded) -> None:
     assert hosts["data"] == ["alpha", "beta"]
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("U__h_6f_st", ["alpha", "beta"]),  # "host" with its "o" escaped
+    ("U__ho_73t", []),  # an escape that never closes names no label
+    ("U__a_1b", []),
+    ("U__x_ffffffffffffffffffffffff_", []),
+])
+def test_escaped_label_names(loaded, name: str, expected: list[str]) -> None:
+    client, _ = loaded
+
+    response = client.get(f"{PREFIX}/label/{name}/values", params={"match[]": "test_requests_total"}, timeout=10)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == expected
+
+
 def test_series_endpoint(loaded) -> None:
     client, end_s = loaded
 

@@ -398,9 +398,13 @@ def unescape_label_name(name: str) -> str:
             index += 2
             continue
         close = text.find("_", index + 1)
+        if close < 0:
+            # An escape that never closes: like Prometheus, keep the name as sent.
+            return name
+        digits = text[index + 1:close]
         try:
-            out.append(chr(int(text[index + 1:close], 16)))
-        except ValueError:
+            out.append(chr(int(digits, 16)))
+        except (ValueError, OverflowError):
             return name
         index = close + 1
     return "".join(out)
