@@ -96,6 +96,30 @@ def test_outage_loses_nothing(tmp_path):
     assert "export failed; will retry" in agent.log_text()
 
 
+def test_spool_overflow_is_counted(tmp_path):
+    server = start_server(tmp_path / "server", tmp_path / "server.log")
+    _, grpc_port = split_host_port(server.grpc)
+    agent = start_agent(server.grpc, tmp_path / "agent", tmp_path / "agent.log", "--interval", "0.1",
+                        "--agent.spool.max_bytes", str(1 << 20))
+    with server.client() as client:
+        wait_for(lambda: endpoint_with_data(client), message="first data")
+    server.proc.stop()
+    agent.wait_for_log("spool full; oldest batches dropped", timeout_s=120)
+    restarted = start_server(tmp_path / "server", tmp_path / "server2.log", grpc_listen=f"127.0.0.1:{grpc_port}")
+    spool_dir = tmp_path / "agent" / "spool"
+    wait_for(lambda: len(list(spool_dir.glob("*.batch"))) <= 2, timeout_s=60, message="the spool to drain")
+    agent.signal(signal.SIGINT)
+    assert agent.process.wait(30) == 0
+    restarted.proc.stop()
+
+    numbers = collection_numbers(tmp_path / "server")
+    dropped = read_series(tmp_path / "server", "gosight_agent_spool_dropped_batches_total")[0]
+    lost = int(numbers[-1]) - len(numbers)
+    assert lost > 0, "the outage outlasted the spool"
+    assert dropped.values[-1] == lost, "every lost collection is counted as a dropped batch"
+    assert read_series(tmp_path / "server", "gosight_agent_spool_bytes")[0].values.max() <= 1 << 20
+
+
 def test_acknowledged_batches_survive_sigkill(tmp_path):
     server = start_server(tmp_path / "server", tmp_path / "server.log")
     acknowledged: list[int] = []

@@ -31,6 +31,10 @@ _SPECS: list[MetricSpec] = [
                ("collector",)),
     MetricSpec("gosight_agent_collections_total", "counter", "", "Collection rounds run since the agent started.",
                "runner"),
+    MetricSpec("gosight_agent_spool_dropped_batches_total", "counter", "",
+               "Batches dropped from the full spool since the agent started; their samples are lost.", "runner"),
+    MetricSpec("gosight_agent_spool_batches", "gauge", "", "Batches waiting in the spool to be sent.", "runner"),
+    MetricSpec("gosight_agent_spool_bytes", "gauge", "By", "Size of the batches waiting in the spool.", "runner"),
     # Host collectors, grouped by collector. Names, types and label names are
     # node_exporter's, so its dashboards and alert rules work unchanged.
     *[

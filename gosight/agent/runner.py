@@ -130,6 +130,11 @@ class Agent:
         """Collect, encode and spool one round; return the number of points spooled."""
         time_ms = int(time.time() * 1000)
         points, stale = self.collection.run()
+        # The spool's own state goes out with the data, so losses in an outage can be
+        # queried and alerted on once the server hears from the agent again.
+        points += [((), ("gosight_agent_spool_dropped_batches_total", (), float(self.spool.dropped_batches))),
+                   ((), ("gosight_agent_spool_batches", (), float(self.spool.batches))),
+                   ((), ("gosight_agent_spool_bytes", (), float(self.spool.bytes)))]
         self._prune_resources(points, stale)
         for start in range(0, max(len(points), 1), self.max_samples):
             part = points[start:start + self.max_samples]
