@@ -174,7 +174,8 @@ class AuthStore:
                             (user_id, username, email.lower() if email else None, role, password_hash, now_ms(),
                              now_ms() if password_hash else None))
         except sqlite3.IntegrityError:
-            raise Conflict(f"a user named {username!r} (or with email {email!r}) already exists") from None
+            also = f" or with email {email!r}" if email else ""
+            raise Conflict(f"a user named {username!r}{also} already exists") from None
         return self.get_user(user_id)
 
     def get_user(self, user_id: str) -> User:

@@ -343,13 +343,15 @@ def _check_status(record: TokenRecord) -> None:
     if status == REVOKED:
         raise CallRejected(
             UNAUTHENTICATED, "revoked_token",
-            f"agent token {record.token_id} was revoked; create a new one with 'gosight token create' on the server",
+            f"agent token {record.token_id} was revoked; create a new one with 'gosight token create' on the server, "
+            "write it to the agent's agent.token_file and restart the agent",
             record.token_id)
     if status == EXPIRED:
         raise CallRejected(
             UNAUTHENTICATED, "expired_token",
             f"agent token {record.token_id} expired at {_iso(record.expires_ms)}; create a new one with "
-            "'gosight token create' on the server", record.token_id)
+            "'gosight token create' on the server, write it to the agent's agent.token_file and restart the agent",
+            record.token_id)
 
 
 def _revoked_certificate(serial: int, name: str) -> CallRejected:

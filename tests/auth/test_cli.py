@@ -70,7 +70,7 @@ def test_user_commands_while_server_runs(server: Server):
     (("add", "eve", "--password-stdin"), "password123\n", "password too short"),
     (("add", "eve", "--password-stdin"), "correcthorsebatterystaple\n", "common and breached passwords"),
     (("add", "eve", "--role", "chief", "--password-stdin"), PASSWORD + "\n", "unknown role 'chief'"),
-    (("add", "admin", "--password-stdin"), PASSWORD + "\n", "already exists"),
+    (("add", "admin", "--password-stdin"), PASSWORD + "\n", "a user named 'admin' already exists"),
     (("set-role", "nobody", "viewer"), "", "no user named 'nobody'"),
     (("delete", "admin"), "", "last enabled admin"),
     (("token", "admin", "--expires", "never"), "", "need an expiry of at most 3 years"),
