@@ -17,7 +17,7 @@ export function StatusBadge({ status }: { status: string }) {
 }
 
 /** Render a link inside the app: a real href for new tabs, client-side navigation on a plain click. */
-export function Link({ to, children, ...rest }: { to: Partial<AppState>; children: ComponentChildren; class?: string; 'aria-current'?: 'page' }) {
+export function Link({ to, children, ...rest }: { to: Partial<AppState>; children: ComponentChildren; class?: string; title?: string; 'aria-current'?: 'page' }) {
   return (
     <a href={hrefFor(to)} onClick={(event) => followLink(event, to)} {...rest}>
       {children}

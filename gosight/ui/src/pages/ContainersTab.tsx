@@ -78,7 +78,9 @@ function ContainerRow({ endpoint, status }: { endpoint: Endpoint; status: Contai
   return (
     <tr data-container={endpoint.endpoint_id}>
       <td class="cell-name">
-        <Link to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }}>{endpointName(endpoint)}</Link>
+        <Link to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }} title={endpointName(endpoint)}>
+          {endpointName(endpoint)}
+        </Link>
       </td>
       <td data-column="state">
         {state ? <span class={`state-chip state-${state}`}>{state}</span> : <span class="muted">–</span>}

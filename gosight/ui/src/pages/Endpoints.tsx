@@ -266,7 +266,10 @@ export function Endpoints({ state }: { state: AppState }) {
                     <StatusBadge status={endpoint.status} />
                   </td>
                   <td class="cell-name">
-                    <Link to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }}>
+                    <Link
+                      to={{ page: 'endpoint', endpoint: endpoint.endpoint_id, tab: 'overview' }}
+                      title={endpointName(endpoint)}
+                    >
                       {endpointName(endpoint)}
                     </Link>
                     {endpoint.conflict && <ConflictMarker conflict={endpoint.conflict} endpointId={endpoint.endpoint_id} />}

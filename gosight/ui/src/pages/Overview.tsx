@@ -114,7 +114,10 @@ function BusiestTable({ title, expr, id }: { title: string; expr: string; id: st
             {rows.map((sample) => (
               <tr key={sample.metric.endpoint_id}>
                 <td class="cell-name">
-                  <Link to={{ page: 'endpoint', endpoint: sample.metric.endpoint_id, tab: 'overview' }}>
+                  <Link
+                    to={{ page: 'endpoint', endpoint: sample.metric.endpoint_id, tab: 'overview' }}
+                    title={sample.metric.host || sample.metric.endpoint_id}
+                  >
                     {sample.metric.host || sample.metric.endpoint_id}
                   </Link>
                 </td>
