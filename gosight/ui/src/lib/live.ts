@@ -7,6 +7,7 @@
 //                           {"id", "error"}
 
 import type { VectorSample } from './api';
+import { requestReload } from './state';
 
 export interface LiveUpdate {
   timeS: number;
@@ -33,6 +34,7 @@ export class LiveClient {
   private nextId = 1;
   private retryMs = RETRY_MIN_MS;
   private retryTimer = 0;
+  private lostConnection = false;
   private idleTimer = 0;
   private connected = false;
   private readonly connectionListeners = new Set<ConnectionListener>();
@@ -71,6 +73,10 @@ export class LiveClient {
     socket.addEventListener('open', () => {
       this.retryMs = RETRY_MIN_MS;
       this.setConnected(true);
+      // Points that arrived while the socket was down (a server restart, say, after which
+      // agents send their spools) come only with the range: fetch it again.
+      if (this.lostConnection) requestReload();
+      this.lostConnection = false;
       for (const [id, subscription] of this.subscriptions) {
         this.send({ subscribe: { id, query: subscription.query } });
       }
@@ -79,6 +85,7 @@ export class LiveClient {
     socket.addEventListener('close', () => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.lostConnection = true;
       this.setConnected(false);
       if (this.subscriptions.size > 0) this.scheduleRetry();
     });
