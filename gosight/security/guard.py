@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -38,6 +38,12 @@ HTTP = "http"
 UNAUTHENTICATED = "unauthenticated"
 PERMISSION_DENIED = "permission_denied"
 INVALID_ARGUMENT = "invalid_argument"
+
+OTLP_EXPORT_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+# User API tokens start with this; agent tokens with gst_.
+API_TOKEN_PREFIX = "gsu_"
+# Checks a user API token for sending metrics: returns the user's name, or raises CallRejected.
+ApiTokenCheck = Callable[[str], Awaitable[str]]
 
 _GRPC_CODES = {
     UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
@@ -124,8 +130,10 @@ class CallGuard:
     """Decide whether a call may proceed, from its token, agent id and client certificate."""
 
     def __init__(self, tokens: TokenStore | None, *, token_required_on: frozenset[str],
-                 revocations: RevocationList | None = None, registry=None):
+                 revocations: RevocationList | None = None, registry=None,
+                 api_tokens: ApiTokenCheck | None = None):
         self.tokens = tokens
+        self.api_tokens = api_tokens
         self.token_required_on = token_required_on
         self.revocations = revocations
         self.rejections = Counter("gosight_auth_rejected_requests", "Calls rejected by authentication, by "
@@ -135,10 +143,18 @@ class CallGuard:
         self._throttle = Throttle(60.0)
 
     async def authenticate(self, transport: str, authorization: str | None, agent_id: str | None,
-                           client_cert_pem: bytes | None, peer: str) -> Principal:
-        """Return the caller's principal, or raise CallRejected after counting and logging it."""
+                           client_cert_pem: bytes | None, peer: str, *, ingest_only: bool = False) -> Principal:
+        """Return the caller's principal, or raise CallRejected after counting and logging it.
+
+        `ingest_only` marks a call that only sends metrics, where a user's API token with
+        metrics:write may stand in for an agent token.
+        """
         try:
             serial, cert_name = self._check_certificate(client_cert_pem)
+            api_token = _api_token(authorization)
+            if api_token is not None:
+                name = await self._check_api_token(api_token, ingest_only)
+                return Principal(token_name=name, agent_id=agent_id, cert_serial=serial, cert_name=cert_name)
             record = self._check_token(transport, authorization)
             bound_agent = await self._check_agent(record, agent_id)
         except CallRejected as rejection:
@@ -167,6 +183,13 @@ class CallGuard:
         except CallRejected as rejection:
             self._report(transport, rejection, peer)
             raise
+
+    async def _check_api_token(self, token: str, ingest_only: bool) -> str:
+        if not ingest_only or self.api_tokens is None:
+            raise CallRejected(UNAUTHENTICATED, "api_token_not_accepted",
+                               "API tokens only send metrics (OTLP Export); the agent's control stream needs an agent "
+                               "token, made with 'gosight token create' on the server")
+        return await self.api_tokens(token)
 
     def _check_certificate(self, pem: bytes | None) -> tuple[int | None, str]:
         if pem is None:
@@ -272,41 +295,42 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        method = handler_call_details.method
         serializers = {"request_deserializer": handler.request_deserializer,
                        "response_serializer": handler.response_serializer}
         if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(self._stream_stream(handler.stream_stream), **serializers)
+            return grpc.stream_stream_rpc_method_handler(self._stream_stream(handler.stream_stream, method), **serializers)
         if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(self._stream_unary(handler.stream_unary), **serializers)
+            return grpc.stream_unary_rpc_method_handler(self._stream_unary(handler.stream_unary, method), **serializers)
         if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(self._unary_stream(handler.unary_stream), **serializers)
-        return grpc.unary_unary_rpc_method_handler(self._unary_unary(handler.unary_unary), **serializers)
+            return grpc.unary_stream_rpc_method_handler(self._unary_stream(handler.unary_stream, method), **serializers)
+        return grpc.unary_unary_rpc_method_handler(self._unary_unary(handler.unary_unary, method), **serializers)
 
-    def _unary_unary(self, behavior: Callable) -> Callable:
+    def _unary_unary(self, behavior: Callable, method: str) -> Callable:
         async def checked(request, context: grpc.aio.ServicerContext):
-            await self._authenticate(context)
+            await self._authenticate(context, method)
             return await behavior(request, context)
 
         return checked
 
-    def _unary_stream(self, behavior: Callable) -> Callable:
+    def _unary_stream(self, behavior: Callable, method: str) -> Callable:
         async def checked(request, context: grpc.aio.ServicerContext):
-            await self._authenticate(context)
+            await self._authenticate(context, method)
             async for response in behavior(request, context):
                 yield response
 
         return checked
 
-    def _stream_unary(self, behavior: Callable) -> Callable:
+    def _stream_unary(self, behavior: Callable, method: str) -> Callable:
         async def checked(request_iterator, context: grpc.aio.ServicerContext):
-            principal = await self._authenticate(context)
+            principal = await self._authenticate(context, method)
             return await behavior(self._rechecked(request_iterator, context, principal), context)
 
         return checked
 
-    def _stream_stream(self, behavior: Callable) -> Callable:
+    def _stream_stream(self, behavior: Callable, method: str) -> Callable:
         async def checked(request_iterator, context: grpc.aio.ServicerContext):
-            principal = await self._authenticate(context)
+            principal = await self._authenticate(context, method)
             async for response in behavior(self._rechecked(request_iterator, context, principal), context):
                 yield response
 
@@ -324,16 +348,24 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(rejection.grpc_code, rejection.message)
             yield message
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def _authenticate(self, context: grpc.aio.ServicerContext, method: str) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
         pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
         try:
             principal = await self.guard.authenticate(GRPC, _text(metadata.get(AUTHORIZATION_HEADER)),
-                                                      _text(metadata.get(AGENT_ID_HEADER)), pem, context.peer())
+                                                      _text(metadata.get(AGENT_ID_HEADER)), pem, context.peer(),
+                                                      ingest_only=method == OTLP_EXPORT_METHOD)
         except CallRejected as rejection:
             await context.abort(rejection.grpc_code, rejection.message)
         _principal.set(principal)
         return principal
+
+
+def _api_token(authorization: str | None) -> str | None:
+    """Return the user API token in an authorization value, or None for anything else."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token.startswith(API_TOKEN_PREFIX) else None
 
 
 def _check_status(record: TokenRecord) -> None:

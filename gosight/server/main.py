@@ -20,6 +20,7 @@ import uvicorn
 
 from gosight import __version__
 from gosight.config import Config, DataDirError, ensure_data_dir, join_host_port, split_host_port
+from gosight.auth.grpc_ingest import api_token_check
 from gosight.auth.startup import log_setup_link, start_auth
 from gosight.server.app import create_app
 from gosight.server.endpoints import EndpointRegistry
@@ -30,7 +31,7 @@ from gosight.server.receivers.control import AgentService
 from gosight.server.receivers.metrics import MetricsReceiver
 from gosight.server.receivers.otlp_grpc import metrics_service_handler
 from gosight.security.certs import CertificateError
-from gosight.security.guard import CallGuard, GuardInterceptor, token_required_on
+from gosight.security.guard import ApiTokenCheck, CallGuard, GuardInterceptor, token_required_on
 from gosight.security.server_tls import ServerTLS, prepare_server_tls
 from gosight.security.tokens import TokenStore
 from gosight.server.selfmetrics import ServerMetrics
@@ -106,7 +107,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None,
         tokens = TokenStore(data_dir / "meta.sqlite")
         shutdown.callback(tokens.close)
         auth = await start_auth(config, data_dir, shutdown)
-        guard = _call_guard(config, tokens, tls, metrics)
+        guard = _call_guard(config, tokens, tls, metrics, api_token_check(auth))
         # The forwarder closes after the pipeline, so it still gets the last commits of the drain.
         forwarder = _start_remote_write(config, store, metrics)
         if forwarder is not None:
@@ -260,14 +261,15 @@ def _prepare_tls(config: Config) -> ServerTLS | None:
         raise StartupError(f"cannot set up TLS: {error}") from None
 
 
-def _call_guard(config: Config, tokens: TokenStore, tls: ServerTLS | None, metrics: ServerMetrics) -> CallGuard:
+def _call_guard(config: Config, tokens: TokenStore, tls: ServerTLS | None, metrics: ServerMetrics,
+                api_tokens: ApiTokenCheck) -> CallGuard:
     try:
         revocations = tls.revocation_list() if tls else None
     except CertificateError as error:
         raise StartupError(f"cannot read the certificate revocation list: {error}; fix or remove it "
                            "(server.tls.crl_file)") from None
     return CallGuard(tokens, token_required_on=token_required_on(config), revocations=revocations,
-                     registry=metrics.registry)
+                     registry=metrics.registry, api_tokens=api_tokens)
 
 
 def _bind(listen: str, setting: str) -> socket.socket:
