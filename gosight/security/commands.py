@@ -13,7 +13,7 @@ import sys
 
 from typing import TYPE_CHECKING
 
-from gosight.config import SERVER, Config, load_config, server_data_problem
+from gosight.config import SERVER, Config, load_config, number, server_data_problem
 
 # The modules behind these commands import cryptography and grpc. They are imported when a certs or token
 # command runs, so other gosight commands do not pay for them at start.
@@ -34,15 +34,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--host", action="append", default=[], metavar="NAME_OR_IP",
                       help="another host name or IP address for the server certificate (repeatable); this host's "
                            "names, loopback and server.tls.cert_hosts are always included")
-    init.add_argument("--ca-days", type=float, help="validity of a new CA in days (default: "
+    init.add_argument("--ca-days", type=_days, help="validity of a new CA in days (default: "
                                                     "server.tls.ca_validity_days, 3650)")
-    init.add_argument("--days", type=float, help="validity of the server certificate in days (default: "
+    init.add_argument("--days", type=_days, help="validity of the server certificate in days (default: "
                                                  "server.tls.cert_validity_days, 825)")
     init.add_argument("--force", action="store_true",
                       help="replace an existing server certificate; an existing CA is always kept")
     issue = certs_commands.add_parser("issue", help="create a client certificate for an agent, signed by the CA")
     issue.add_argument("name", help="agent name, used as the certificate's common name and file name")
-    issue.add_argument("--days", type=float, help="validity in days (default: server.tls.cert_validity_days, 825)")
+    issue.add_argument("--days", type=_days, help="validity in days (default: server.tls.cert_validity_days, 825)")
     issue.add_argument("--force", action="store_true", help="replace an existing certificate of that name")
     revoke = certs_commands.add_parser("revoke",
                                        help="revoke a client certificate; the server rejects it from its next call")
@@ -213,6 +213,14 @@ def _token_revoke(args: argparse.Namespace, tokens: TokenStore) -> int:
         return _fail(f"no token with id {args.token_id!r}; 'gosight token list' shows the ids")
     print(f"revoked token {record.token_id} (name {record.name or '-'}); the server rejects it from its next call")
     return 0
+
+
+def _days(text: str) -> float:
+    """Parse a validity in days with the bounds of the matching settings, so no certificate is born expired."""
+    try:
+        return number(1, 36500)(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"invalid validity {text!r}: {error}") from None
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

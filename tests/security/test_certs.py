@@ -214,3 +214,13 @@ def test_cli_certs_flow(tmp_path: Path):
     for result in (init, again, issue, revoke, listing, fingerprint, unknown):
         assert "Traceback" not in result.stderr
         assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("days", ["0.0001", "-1", "40000", "soon"])
+def test_cli_certs_validity_bounds(tmp_path: Path, days: str):
+    result = run_cli("certs", "issue", "agent1", "--days", days, "--data-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert f"argument --days: invalid validity '{days}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.crt")), "no certificate is written"
