@@ -79,6 +79,14 @@ describe('parseState', () => {
     expect(state.refresh).toBe('off');
   });
 
+  it('turns live mode off for an absolute range, which does not reach the present', () => {
+    const state = parseState('/explore', '?q=up&from=1700000000000&to=1700000600000&refresh=live');
+    expect(state.refresh).toBe('off');
+    const absolute = { kind: 'absolute' as const, startMs: 1_700_000_000_000, endMs: 1_700_000_600_000 };
+    expect(serializeState({ ...DEFAULT_STATE, range: absolute, refresh: 'live' })).not.toContain('refresh');
+    expect(parseState('/', '?range=5m&refresh=live').refresh).toBe('live');
+  });
+
   it('accepts epoch milliseconds and ISO times for absolute ranges', () => {
     const state = parseState('/', '?from=1700000000000&to=2023-11-14T23:00:00Z');
     expect(state.range).toEqual({ kind: 'absolute', startMs: 1_700_000_000_000, endMs: Date.UTC(2023, 10, 14, 23) });

@@ -88,13 +88,16 @@ const KINDS: readonly Kind[] = ['host', 'container'];
 export function parseState(pathname: string, search: string): AppState {
   const params = new URLSearchParams(search);
   const { page, endpoint, section } = parsePath(pathname);
+  const range = parseRange(params);
+  const refresh = parseRefresh(params.get('refresh'));
   return {
     page,
     endpoint,
     section,
     tab: page === 'endpoint' ? params.get('tab') || DEFAULT_TAB : DEFAULT_TAB,
-    range: parseRange(params),
-    refresh: parseRefresh(params.get('refresh')),
+    range,
+    // Live mode follows the present, which a fixed time range does not include.
+    refresh: refresh === 'live' && range.kind === 'absolute' ? 'off' : refresh,
     queries: page === 'explore' ? params.getAll('q') : [],
     view: page === 'explore' && params.get('view') === 'table' ? 'table' : 'graph',
     list: page === 'endpoints' ? parseList(params) : DEFAULT_LIST,
@@ -173,7 +176,8 @@ export function serializeState(state: AppState): string {
   }
   if (state.page === 'endpoints') writeList(params, state.list);
   writeRange(params, state.range);
-  if (state.refresh !== 'off') {
+  const liveWithoutPresent = state.refresh === 'live' && state.range.kind === 'absolute';
+  if (state.refresh !== 'off' && !liveWithoutPresent) {
     params.set('refresh', state.refresh === 'live' ? 'live' : formatDurationShort(state.refresh));
   }
   const query = params.toString();
