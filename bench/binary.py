@@ -40,13 +40,13 @@ NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
 
 
 def first_200_seconds(command: list[str], port: int, path: str) -> float:
-    """Start `command` and return the seconds until GET `path` on `port` answers 200."""
+    """Start `command` and return the seconds until GET `path` on `port` returns 200."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"{command[0]} exited with status {process.returncode} before answering")
+                raise SystemExit(f"{command[0]} exited with status {process.returncode} before it responded")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.05):
                     pass

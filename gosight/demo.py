@@ -37,7 +37,8 @@ async def run_demo(config: Config) -> None:
             print(f"GoSight demo is running. Create the admin account at {listening.setup_url} "
                   f"(one use), then sign in at {address}. Ctrl-C stops it.", file=sys.stderr, flush=True)
         else:
-            # An earlier demo created the admin already; say so, or the sign-in page is a dead end.
+            # An earlier demo created the admin already. Print how to reset its password, because
+            # otherwise the sign-in page is a dead end.
             print(f"GoSight demo is running: open {address} in a browser and sign in with the account created "
                   f"when this demo first ran. To set a new password, run 'gosight user list --data-dir {server_dir}' "
                   f"for the names, then 'gosight user set-password NAME --data-dir {server_dir}'; to start afresh, "

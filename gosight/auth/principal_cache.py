@@ -10,7 +10,7 @@ account, a changed role, a signed-out session), changes the version and makes ev
 entry stale at once. When the version cannot be read without waiting, nothing is
 remembered or recalled.
 
-Entries are keyed by a SHA-256 of the credential, so the memory holds no usable secret.
+Entries are keyed by a SHA-256 of the credential, so the memory contains no usable secret.
 """
 
 from __future__ import annotations

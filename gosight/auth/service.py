@@ -137,7 +137,7 @@ class AuthService:
         return self._has_users
 
     async def users_exist(self) -> bool:
-        """Return has_users(), answering from memory without a thread hop once it is true."""
+        """Return has_users(), from memory without a thread hop once it is true."""
         return self._has_users or await self.run(self.has_users)
 
     def create_setup_link(self) -> str:

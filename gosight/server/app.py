@@ -27,10 +27,10 @@ from gosight.server.webapp import WebApp
 
 
 async def health(request: Request) -> JSONResponse:
-    """Answer 200 while the server works, 503 while the metric store cannot write.
+    """Return 200 while the server works, and 503 while the metric store cannot write.
 
-    The route is public, so the answer names the problem but not the error text, which
-    the server log has.
+    The route is public, so the response names the problem but not the error text,
+    which is in the server log.
     """
     pipeline = getattr(request.app.state, "pipeline", None)
     if pipeline is not None and pipeline.write_failing:

@@ -311,8 +311,8 @@ def _open_meta(path: Path) -> MetaStore:
     try:
         return MetaStore(path)
     except sqlite3.Error as error:
-        raise StartupError(f"cannot open the metadata database {path}: {error}; it holds users, tokens and "
-                           "endpoints, so restore it from a backup, or move it away to start without them") from None
+        raise StartupError(f"cannot open the metadata database {path}: {error}. It contains users, tokens and "
+                           "endpoints: restore it from a backup, or move it away to start without them") from None
 
 
 def _open_store(data_dir: Path, chunk_cache_bytes: int) -> MetricStore:

@@ -208,7 +208,7 @@ class MetricsDecoder:
             if series_id is None:
                 try:
                     series_id = self._lookup(known, key, resource, name, point.attributes)
-                except RefusedLabels as refused:
+                except RejectedLabels as refused:
                     reasons[refused.reason] += 1
                     continue
             series_ids.append(series_id)
@@ -262,7 +262,7 @@ class MetricsDecoder:
         if series_id is None:
             try:
                 labels = build_labels(name, attributes, resource.identity)
-            except RefusedLabels as refused:
+            except RejectedLabels as refused:
                 reasons[refused.reason] += 1
                 return
             series_id = self.registry.get_or_create(labels)
@@ -339,8 +339,8 @@ MAX_NAME_CHARS = 512
 MAX_VALUE_CHARS = 4096
 
 
-class RefusedLabels(Exception):
-    """A point whose labels cannot be stored; `reason` counts it in the rejection message."""
+class RejectedLabels(Exception):
+    """Labels that cannot be stored. The `reason` groups the point in the rejection message."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -362,16 +362,16 @@ def build_labels(name: str, attributes: tuple, identity: dict[str, str]) -> Labe
     merged: dict[str, list[str]] = {}
     for key, value in sorted(attributes):
         if len(key) > MAX_NAME_CHARS:
-            raise RefusedLabels(f"points with attribute names over {MAX_NAME_CHARS} characters")
+            raise RejectedLabels(f"points with attribute names over {MAX_NAME_CHARS} characters")
         if len(value) > MAX_VALUE_CHARS:
-            raise RefusedLabels(f"points with attribute values over {MAX_VALUE_CHARS} characters")
+            raise RejectedLabels(f"points with attribute values over {MAX_VALUE_CHARS} characters")
         label = translate.label_name(key)
         if label in identity or label == "__name__":
             label = "exported_" + label
         merged.setdefault(label, []).append(value)
     pairs = {label: ";".join(values) for label, values in merged.items()}
     if any(len(value) > MAX_VALUE_CHARS for value in identity.values()):
-        raise RefusedLabels(f"points with resource attribute values over {MAX_VALUE_CHARS} characters")
+        raise RejectedLabels(f"points with resource attribute values over {MAX_VALUE_CHARS} characters")
     pairs.update(identity)
     pairs["__name__"] = name
     return make_labels(pairs)

@@ -221,7 +221,7 @@ class MetaStore:
 
         SQLite's data_version counts commits by other connections, including other
         processes, and `generation` counts this object's own. The check never waits for
-        the lock, so an event loop may call it: a busy database answers None.
+        the lock, so an event loop may call it. A busy database returns None.
         """
         if not self._lock.acquire(blocking=False):
             return None

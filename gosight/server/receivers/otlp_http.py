@@ -33,6 +33,7 @@ from gosight.security.guard import (
     CallGuard,
     CallRejected,
 )
+from gosight.server.api.bodies import BodyTooLarge, read_body
 from gosight.server.ingest import IngestClosed, QueueFull
 from gosight.server.receivers.metrics import BATCH_ID_HEADER, InvalidRequest, MetricsReceiver
 
@@ -72,9 +73,9 @@ async def receive_metrics(request: Request) -> Response:
                       f"unsupported content type {content_type or '(none)'!r}; send {PROTOBUF} or {JSON}", as_json)
 
     try:
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         body = _decompress(body, request.headers.get("content-encoding", "").strip().lower(), limit)
-    except _TooLarge:
+    except (_TooLarge, BodyTooLarge):
         return _error(receiver, 413, _RESOURCE_EXHAUSTED,
                       f"request body larger than {limit} bytes; send smaller batches or raise "
                       "server.ingest.max_message_bytes", as_json)
@@ -117,20 +118,6 @@ async def _authenticate(request: Request, receiver: MetricsReceiver, as_json: bo
         status, code, headers = _REJECTION_STATUS[rejection.status]
         return _error(receiver, status, code, rejection.message, as_json, headers)
     return None
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge()
-    parts = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise _TooLarge()
-        parts.append(part)
-    return b"".join(parts)
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

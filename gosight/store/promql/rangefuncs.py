@@ -263,9 +263,9 @@ def _reset_positions(values: np.ndarray) -> np.ndarray:
 
 
 def _pairs_in_windows(cells: Cells, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return, per window, where its flagged pairs begin in `positions` and how many it holds.
+    """Return, per window, where its flagged pairs begin in `positions` and how many it contains.
 
-    Position j stands for the pair (j - 1, j). A window [lo, hi) holds the pairs lo+1 .. hi-1,
+    Position j is the pair (j - 1, j). A window [lo, hi) contains the pairs lo+1 .. hi-1,
     so a pair across two series of the flat arrays never falls inside a window. Searching
     the few flagged positions costs far less than a running count over every sample.
     """
